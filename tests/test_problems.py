@@ -277,6 +277,7 @@ def test_multi_label_run_learns_saves_thresholds_and_pipeline_applies_sigmoid(mu
     assert list(config["thresholds"]) == ["politics", "sport", "tech"] and info["thresholds"] == list(
         config["thresholds"].values()
     )
+    assert json.loads((out / "thresholds.json").read_text()) == config["thresholds"]
     assert load_recipe(str(out / "recipe.yaml")).data.problem_type == "multi_label"
     report = json.loads((out / "classification_report.json").read_text())
     assert {"precision", "recall", "f1-score", "support", "threshold"} <= set(report["sport"])

@@ -166,6 +166,7 @@ def run(cfg: RecipeConfig) -> dict:
         problem.configure_model(trainer.model.config)
         save_model(trainer.model, processor, cfg, staging)
         write_text_atomic(staging / "inference.json", json.dumps(inference_info(cfg, problem), indent=2))
+        problem.save(staging)
         split = "test" if "test" in outputs else "validation"
         problem.report(*outputs[split], staging, f"{cfg.name}: {split}")
         publish(staging, output_dir)
