@@ -84,14 +84,15 @@ def publish(staging: Path, output_dir: Path) -> None:
 
 def run(cfg: RecipeConfig) -> dict:
     """Train and evaluate one recipe; return the metrics written to output_dir/metrics.json."""
-    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+    from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 
     from textft.data import data_collator, load_splits, prepare_splits
     from textft.loss import class_weights, weighted_loss
     from textft.metrics import argmax_logits, compute_metrics, per_class_report, save_confusion_matrix
-    from textft.model import build_model, load_processor, reload_best_checkpoint
+    from textft.model import build_model, load_processor
     from textft.modes import apply_mode, count_parameters
     from textft.optim import GradualUnfreezing, build_optimizer, needs_optimizer, unfreeze_enabled
+    from textft.trainer import TextftTrainer
 
     output_dir = Path(cfg.output_dir)
     checkpoints = output_dir / "checkpoints"
@@ -127,7 +128,7 @@ def run(cfg: RecipeConfig) -> dict:
     callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
     if unfreeze_enabled(cfg.unfreeze):  # freezes the body now; unfreezes it stage by stage during training
         callbacks.append(GradualUnfreezing(model, cfg.unfreeze))
-    trainer = Trainer(
+    trainer = TextftTrainer(
         model=model,
         args=args,
         train_dataset=splits["train"],
@@ -142,7 +143,6 @@ def run(cfg: RecipeConfig) -> dict:
     if needs_optimizer(cfg):  # per-group learning rates (head_lr, layer_decay); every parameter, frozen ones too
         trainer.optimizer = build_optimizer(trainer, cfg.optim)
     result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg, checkpoints))
-    reload_best_checkpoint(trainer)
 
     # 4. evaluate the best model on validation and, when there is one, the test split
     metrics = {k: v for k, v in result.metrics.items() if k.startswith("train_") or k == "epoch"}
