@@ -367,6 +367,11 @@ def _labelled_config(model_dir: Path) -> Path | None:
     return None
 
 
+def _adapter_base(model_dir: Path, s: PredictConfig) -> str:
+    """The base model of an adapter directory: base_model=..., else adapter_config.json's base_model_name_or_path."""
+    return s.base_model or json.loads((model_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
+
+
 def load_classifier(model_dir: Path, task: str, s: PredictConfig):
     """(model in eval mode on its device, processor). Adapter directories load base + adapter and merge them."""
     import torch
@@ -395,9 +400,6 @@ def load_classifier(model_dir: Path, task: str, s: PredictConfig):
         if (model_dir / "adapter_config.json").is_file():
             from peft import PeftModel
 
-            base = (
-                s.base_model or json.loads((model_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
-            )
             labelled = _labelled_config(model_dir)
             if labelled is None:
                 raise TextftError(
@@ -405,14 +407,17 @@ def load_classifier(model_dir: Path, task: str, s: PredictConfig):
                 )
             config = AutoConfig.from_pretrained(labelled)
             labels = {"num_labels": config.num_labels, "id2label": config.id2label, "label2id": config.label2id}
+            base = _adapter_base(model_dir, s)
             try:
-                model = auto_model.from_pretrained(base, dtype=dtype, **labels)
+                # fp32 for the merge (W + BA rounded once), then the scoring dtype; a base that is a classifier of
+                # another class count gets a head of the run's size, which the adapter's saved head then replaces
+                model = auto_model.from_pretrained(base, dtype=torch.float32, ignore_mismatched_sizes=True, **labels)
             except OSError as e:
                 raise TextftError(
                     f"model: the adapter's base model '{base}' could not be loaded ({str(e).splitlines()[0]}); "
                     f"pass base_model=PATH"
                 ) from None
-            model = PeftModel.from_pretrained(model, model_dir).merge_and_unload()
+            model = PeftModel.from_pretrained(model, model_dir).merge_and_unload().to(dtype)
         else:
             model = auto_model.from_pretrained(model_dir, dtype=dtype)
         processor = auto_processor.from_pretrained(model_dir)
@@ -467,6 +472,27 @@ def _check_paths(s: PredictConfig) -> tuple[Path, Path]:
     return output, output.parent / f".{output.name}.parts"
 
 
+MODEL_FILES = ("*.safetensors", "*.json", "*.txt", "*.model", "*.yaml")  # weights, configs, tokenizer, recipe
+
+
+def model_fingerprint(model_dir: Path) -> dict:
+    """The model's files by name -> [size, mtime_ns]: a retrained, re-merged or re-downloaded model reads differently."""
+    files = sorted({p for pattern in MODEL_FILES for p in model_dir.glob(pattern) if p.is_file()})
+    return {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files}
+
+
+def _model_identity(s: PredictConfig) -> dict:
+    """Where the model is and what it is: its files (and, for an adapter, its base's) by size and modification time."""
+    model_dir = Path(s.model) if Path(s.model).is_dir() else _local_dir(s.model)
+    identity = {"model": str(model_dir.resolve()), "model_files": model_fingerprint(model_dir)}
+    if (model_dir / "adapter_config.json").is_file():
+        base = Path(_adapter_base(model_dir, s))
+        labelled = _labelled_config(model_dir)
+        identity["labels_config"] = model_fingerprint(labelled) if labelled and labelled != model_dir else None
+        identity["base_files"] = model_fingerprint(base) if base.is_dir() else str(base)
+    return identity
+
+
 def _manifest(s: PredictConfig) -> dict:
     """What the part files depend on: a rerun with the same manifest resumes, any change starts over."""
     stat = Path(s.input).stat()
@@ -475,7 +501,7 @@ def _manifest(s: PredictConfig) -> dict:
         "input": str(Path(s.input).resolve()),
         "input_size": stat.st_size,
         "input_mtime_ns": stat.st_mtime_ns,
-        "model": str(Path(s.model).resolve()) if Path(s.model).exists() else s.model,
+        **_model_identity(s),
         **{k: v for k, v in asdict(s).items() if k in keys},
     }
 
