@@ -155,10 +155,11 @@ def run(cfg: RecipeConfig) -> dict:
             reports[split] = (out.label_ids, out.predictions)
 
     # 5. artifacts, written by the main process only: staged, then moved into place; metrics.json last
+    staging = output_dir / ".staging"
     if trainer.is_world_process_zero():
-        staging = output_dir / ".staging"
         shutil.rmtree(staging, ignore_errors=True)
-        save_model(trainer.model, processor, cfg, staging)
+    save_trained_model(trainer, processor, cfg, staging)  # every process: FSDP / DeepSpeed gather the weights
+    if trainer.is_world_process_zero():
         split = "test" if "test" in reports else "validation"
         references, predictions = reports[split]
         report = per_class_report(references, predictions, label_names)
@@ -202,6 +203,32 @@ def save_model(model, processor, cfg: RecipeConfig, target: Path) -> None:
         model = model.merge_and_unload()
     model.save_pretrained(target)  # safetensors
     processor.save_pretrained(target)
+
+
+def save_trained_model(trainer, processor, cfg: RecipeConfig, target: Path) -> None:
+    """save_model for the Trainer's model; every process calls it. Under FSDP or DeepSpeed the weights are sharded:
+    all processes gather them (the Trainer's own saving path, accelerator.get_state_dict) into an unsharded copy on the
+    main process, which saves it like any model (LoRA: adapter/ and the merged model)."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
+        state_dict = trainer.accelerator.get_state_dict(trainer.deepspeed if trainer.is_deepspeed_enabled else model)
+        if trainer.is_world_process_zero():
+            model = _unsharded_copy(model, state_dict)
+    if trainer.is_world_process_zero():
+        save_model(model, processor, cfg, target)
+
+
+def _unsharded_copy(model, state_dict: dict):
+    """A CPU copy of `model` (a transformers model, or a PEFT model around one) holding the gathered weights."""
+    if hasattr(model, "peft_config"):
+        from peft import get_peft_model
+
+        base = model.get_base_model()
+        copy = get_peft_model(type(base)(base.config), model.peft_config[model.active_adapter])
+    else:
+        copy = type(model)(model.config)
+    copy.load_state_dict(state_dict, strict=True)
+    return copy
 
 
 def recipe_command(
