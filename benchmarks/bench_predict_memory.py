@@ -75,7 +75,8 @@ def write_input(path: Path, rows: int, texts: list[str]) -> None:
 def score(run: str, input_csv: Path, output_csv: Path, args: argparse.Namespace) -> dict:
     settings = [f"model={run}", f"input={input_csv}", f"output={output_csv}", f"max_length={args.max_length}",
                 f"batch_size={args.batch_size}", f"chunk_size={args.chunk_size}", "progress=false", "resume=false"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "OMP_NUM_THREADS": str(args.threads)}  # fmt: skip
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(args.every), *settings], env=env, capture_output=True, text=True
@@ -109,7 +110,7 @@ def markdown(report: dict) -> str:
         "# textft-predict memory: peak RSS by input size",
         "",
         f"Model: {report['run']} ({report['model']}); max_length {report['max_length']}, batch {report['batch_size']}, "
-        f"chunk {report['chunk_size']} rows; csv in, csv out. {report['machine']['cores']} shared CPU cores.",
+        f"chunk {report['chunk_size']} rows, {report['threads']} torch thread(s); csv in, csv out. {report['machine']['cores']} shared CPU cores.",
         "",
         "| rows | peak RSS (MiB) | RSS after 10% of the run | RSS at 90% | rows/s | wall (s) | load avg at start |",
         "|---|---|---|---|---|---|---|",
@@ -130,6 +131,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--chunk-size", type=int, default=4096)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the scoring process (OMP_NUM_THREADS)")
     parser.add_argument("--every", type=float, default=2.0, help="seconds between RSS samples")
     parser.add_argument("--workdir", default=None, help="where the input and output csv go (default: a temp dir)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results"))
@@ -145,6 +147,7 @@ def main() -> None:
         "max_length": args.max_length,
         "batch_size": args.batch_size,
         "chunk_size": args.chunk_size,
+        "threads": args.threads,
         "texts": f"{len(texts)} distinct BBC sentences (20-200 characters), cycled",
         "machine": machine(),
         "runs": [],

@@ -77,8 +77,8 @@ def test_a_model_sharded_over_two_processes_saves_whole_and_loads_in_pipeline(
 
     overrides = tiny_overrides(tiny_models["bert"], keyword_files, tmp_path, mode=mode)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-           str(29600 + os.getpid() % 300), "--no-python", sys.executable, "-c", WORKER, json.dumps(overrides), str(tmp_path)]  # fmt: skip
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--no-python",
+           sys.executable, "-c", WORKER, json.dumps(overrides), str(tmp_path)]  # fmt: skip
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -89,6 +89,8 @@ def test_a_model_sharded_over_two_processes_saves_whole_and_loads_in_pipeline(
     assert sharded.keys() == unsharded.keys()
     assert all(torch.equal(sharded[k], unsharded[k]) for k in sharded)
     assert not list((tmp_path / "sharded").rglob("*.bin"))
+    config = json.loads((tmp_path / "sharded" / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"]  # not FSDP2's FSDPBertForSequenceClassification
     if mode == "lora":
         adapter = load_file(tmp_path / "sharded" / "adapter" / "adapter_model.safetensors")
         assert any("lora_B" in k for k in adapter) and any("classifier" in k for k in adapter)

@@ -220,13 +220,17 @@ def save_trained_model(trainer, processor, cfg: RecipeConfig, target: Path) -> N
 
 def _unsharded_copy(model, state_dict: dict):
     """A CPU copy of `model` (a transformers model, or a PEFT model around one) holding the gathered weights."""
+    from torch.distributed.fsdp import FSDPModule
+
+    def fresh(module):  # FSDP2 swaps a sharded module's class for a subclass (FSDPBert...): build the original class
+        return next(c for c in type(module).__mro__ if not issubclass(c, FSDPModule))(module.config)
+
     if hasattr(model, "peft_config"):
         from peft import get_peft_model
 
-        base = model.get_base_model()
-        copy = get_peft_model(type(base)(base.config), model.peft_config[model.active_adapter])
+        copy = get_peft_model(fresh(model.get_base_model()), model.peft_config[model.active_adapter])
     else:
-        copy = type(model)(model.config)
+        copy = fresh(model)
     copy.load_state_dict(state_dict, strict=True)
     return copy
 
