@@ -112,6 +112,7 @@ def markdown(report: dict) -> str:
         f"Model: {report['run']} ({report['model']}); max_length {report['max_length']}, batch {report['batch_size']}, "
         f"chunk {report['chunk_size']} rows, {report['threads']} torch thread(s); csv in, csv out. {report['machine']['cores']} shared CPU cores.",
         "",
+        *([report["note"], ""] if report.get("note") else []),
         "| rows | peak RSS (MiB) | RSS after 10% of the run | RSS at 90% | rows/s | wall (s) | load avg at start |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -135,6 +136,7 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=2.0, help="seconds between RSS samples")
     parser.add_argument("--workdir", default=None, help="where the input and output csv go (default: a temp dir)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results"))
+    parser.add_argument("--note", default="", help="what the model is (how it was made), written into the results")
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -148,6 +150,7 @@ def main() -> None:
         "batch_size": args.batch_size,
         "chunk_size": args.chunk_size,
         "threads": args.threads,
+        "note": args.note,
         "texts": f"{len(texts)} distinct BBC sentences (20-200 characters), cycled",
         "machine": machine(),
         "runs": [],

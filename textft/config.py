@@ -63,6 +63,7 @@ class DataConfig:
     encoding: str = "utf-8"  # of csv/json/txt files
     num_proc: int | None = None  # tokenization processes
     class_weights: Any = None  # auto (n / (classes * count), from train) | {label: weight}: a class-weighted loss
+    dedup: bool = True  # drop train rows whose text (image bytes) is also in validation/test; counts in metrics.json
 
 
 @dataclass

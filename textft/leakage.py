@@ -40,10 +40,13 @@ def row_keys(ds: Dataset, columns: list[str], task: str) -> Iterator[bytes]:
                 yield _digest("\x1f".join(" ".join(str(v).split()) for v in values).encode("utf-8"))
 
 
-def remove_shared_rows(splits: DatasetDict, cfg: RecipeConfig, columns: list[str]) -> tuple[DatasetDict, dict]:
+def remove_shared_rows(splits: DatasetDict, cfg: RecipeConfig) -> tuple[DatasetDict, dict]:
     """Count train rows whose input is also in validation/test; with data.dedup (default) drop them from train.
 
     Returns the splits and {"leak_train_rows_in_<split>": n, ..., "leak_train_rows_removed": n}."""
+    from textft.data import input_columns
+
+    columns = input_columns(cfg)
     held_out = {name: set(row_keys(ds, columns, cfg.task)) for name, ds in splits.items() if name != "train"}
     shared = {name: [] for name in held_out}
     for i, key in enumerate(row_keys(splits["train"], columns, cfg.task)):

@@ -87,6 +87,7 @@ def run(cfg: RecipeConfig) -> dict:
     from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 
     from textft.data import data_collator, load_splits, prepare_splits
+    from textft.leakage import check_every_class_trains, remove_shared_rows
     from textft.loss import class_weights, weighted_loss
     from textft.metrics import argmax_logits, compute_metrics, per_class_report, save_confusion_matrix
     from textft.model import build_model, load_processor
@@ -108,6 +109,8 @@ def run(cfg: RecipeConfig) -> dict:
     # 1. data: splits with a ClassLabel `label` column, and the label names
     with args.main_process_first(desc="loading and tokenizing data"):
         splits, label_names = load_splits(cfg)
+        splits, leakage = remove_shared_rows(splits, cfg)  # train rows also held out: counted, removed (data.dedup)
+        check_every_class_trains(splits["train"], label_names, cfg.data.files.train or cfg.data.dataset or "train")
         # from the stored labels: once images are encoded on the fly, reading a column would encode every image
         weights = class_weights(cfg.data.class_weights, splits["train"]["label"], label_names)
         processor = load_processor(cfg)
@@ -146,7 +149,7 @@ def run(cfg: RecipeConfig) -> dict:
 
     # 4. evaluate the best model on validation and, when there is one, the test split
     metrics = {k: v for k, v in result.metrics.items() if k.startswith("train_") or k == "epoch"}
-    metrics.update(trainable_params=trainable, total_params=total)
+    metrics.update(trainable_params=trainable, total_params=total, **leakage)
     reports = {}
     for split, prefix in (("validation", "eval"), ("test", "test")):
         if split in splits:
