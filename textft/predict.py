@@ -47,7 +47,8 @@ USAGE = """usage: textft-predict model=RUN_DIR_OR_HUB_ID input=FILE output=FILE 
   input=FILE         .csv .tsv .jsonl .parquet, or .txt (one text per line); image models: also a folder of images
                      or a .txt with one image path a line
   image_column=NAME  image models: the column of image paths in a csv/jsonl/parquet input (default: the run's, or 'image')
-  output=FILE        .csv .jsonl or .parquet: the input columns, then label, score (its probability), prob_<class>
+  output=FILE        .csv .jsonl or .parquet: the input columns, then label, score (its probability), prob_<class>,
+                     empty_input (true where the input is null or blank: those rows get no prediction)
   text_column=NAME   default: the run's data.text_column (recipe.yaml), else 'text'; [a,b] for sentence pairs
   max_length=N       default: the run's data.max_length;  truncation=head|tail|head_tail: default the run's
   long_text=window   slide windows of max_length tokens (overlap: stride=128) over long texts, average the probabilities
@@ -234,13 +235,8 @@ def text_inputs(tokenizer, s: PredictConfig) -> Inputs:
         if not 0 <= s.stride < s.max_length // 2:
             raise TextftError(f"stride={s.stride} must be at least 0 and less than half of max_length={s.max_length}")
 
-    def texts(rows: pd.DataFrame, column: str) -> list[str]:
-        values = rows[column]
-        missing = values.isna().to_numpy()
-        if missing.any():
-            row = int(values.index[missing.argmax()])
-            raise TextftError(f"input: row {row + 1} has no value in column '{column}'; fill it or remove the row")
-        return [v if isinstance(v, str) else str(v) for v in values]
+    def texts(rows: pd.DataFrame, column: str) -> list[str]:  # rows without a text never get here (empty_inputs)
+        return [v if isinstance(v, str) else str(v) for v in rows[column]]
 
     encode_truncated = text_encoder(tokenizer, s.max_length, s.truncation)
 
@@ -272,11 +268,7 @@ def image_inputs(processor, s: PredictConfig) -> Inputs:
     encode_images = image_encoder(processor)
 
     def encode(rows: pd.DataFrame) -> tuple[dict[str, list], np.ndarray, np.ndarray]:
-        values = rows[column]
-        missing = values.isna().to_numpy()
-        if missing.any():
-            row = int(values.index[missing.argmax()])
-            raise TextftError(f"input: row {row + 1} has no image path in column '{column}'; fill it or remove the row")
+        values = rows[column]  # rows without a path never get here (empty_inputs)
         # paths only: images are read and encoded per batch in `collate`, so a chunk never holds all its pixels
         return {column: list(values)}, np.arange(len(rows)), np.zeros(len(rows), dtype=np.int64)
 
@@ -330,6 +322,38 @@ def with_predictions(rows: pd.DataFrame, probs: np.ndarray, label_names: list[st
     for j, name in enumerate(names[2:]):
         out[name] = probs[:, j]
     return out
+
+
+def empty_inputs(rows: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Rows with a null or blank value in an input column: they get no prediction, never a made-up label."""
+    empty = np.zeros(len(rows), dtype=bool)
+    for column in columns:
+        values = rows[column]
+        blank = values.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
+        empty |= values.isna().to_numpy(dtype=bool) | blank
+    return empty
+
+
+def predict_rows(rows: pd.DataFrame, inputs: Inputs, model, s: PredictConfig, label_names: list[str], flag: str,
+                 progress=None) -> pd.DataFrame:  # fmt: skip
+    """The rows with their predictions; rows without an input keep every prediction column empty and `flag` true."""
+    empty = empty_inputs(rows, inputs.columns)
+    scored = rows[~empty]
+    out = with_predictions(scored, score_rows(scored, inputs, model, s, progress), label_names, s.prefix)
+    if empty.any():
+        out = pd.concat([out, rows[empty]]).loc[rows.index]  # null in every prediction column, input order kept
+        if progress is not None:
+            progress.update(int(empty.sum()))
+    out[flag] = empty
+    return out
+
+
+def count_flagged(parts: Path, flag: str) -> int:
+    """Rows flagged in the part files (this run's and a resumed run's alike)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    return sum(int(pc.sum(pq.read_table(f, columns=[flag])[flag]).as_py() or 0) for f in parts.glob("part-*.parquet"))
 
 
 # ---- the model: a run directory, an adapter directory, or a Hub id --------------------------------------------------------
@@ -616,7 +640,8 @@ def predict(s: PredictConfig) -> dict:
                 s.prefix,
                 s.prefix,
             )
-    pred_names = prediction_columns(label_names, s.prefix)
+    flag = f"{s.prefix}empty_input"  # true where the input was null or blank: no prediction
+    pred_names = [*prediction_columns(label_names, s.prefix), flag]
 
     if state.is_main_process:
         _prepare_parts(parts, s)
@@ -632,8 +657,7 @@ def predict(s: PredictConfig) -> dict:
                 if part.exists():
                     progress.update(len(rows))
                     continue
-                probs = score_rows(rows, inputs, model, s, progress)
-                _write_part(_to_arrow(with_predictions(rows, probs, label_names, s.prefix)), part)
+                _write_part(_to_arrow(predict_rows(rows, inputs, model, s, label_names, flag, progress)), part)
                 n += len(rows)
         return n
 
@@ -651,7 +675,13 @@ def predict(s: PredictConfig) -> dict:
     summary["rows_per_s"] = round(scored / seconds, 1) if scored else None
     if state.is_main_process:
         summary["rows"] = _assemble(parts, output, pred_names)
+        summary["empty_inputs"] = count_flagged(parts, flag)
         shutil.rmtree(parts)
+        if summary["empty_inputs"]:
+            log.warning(
+                "%d of %d rows had an empty or null input: no prediction for them (%s=true in %s)",
+                summary["empty_inputs"], summary["rows"], flag, output,
+            )  # fmt: skip
         if summary["rows"] == 0:
             log.warning("input %s has no rows: wrote an empty %s", s.input, output)
     state.wait_for_everyone()
