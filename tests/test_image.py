@@ -122,7 +122,8 @@ def test_transfer_from_a_checkpoint_through_the_cli(tiny_vit, image_folder, tmp_
 def test_unreadable_images_are_skipped_with_a_count(tiny_vit, image_folder, caplog):
     cfg = _cfg(tiny_vit, image_folder)
     with caplog.at_level(logging.WARNING, logger="textft"):
-        splits, names = load_splits(cfg)
+        splits, problem = load_splits(cfg)
+        names = problem.label_names
     assert names == ["blue", "red"]
     assert sum(len(s) for s in splits.values()) == 48
     assert "skipped 1 of 49 rows" in caplog.text and "broken.png" in caplog.text
@@ -172,7 +173,8 @@ def test_parquet_bytes_and_csv_paths_read_as_images(tiny_vit, image_folder, tmp_
             f"data.image_column={column}",
             "data.label_column=y",
         )
-        splits, names = load_splits(cfg)
+        splits, problem = load_splits(cfg)
+        names = problem.label_names
         assert names == ["blue", "red"] and sum(len(s) for s in splits.values()) == len(paths)
 
 
@@ -183,7 +185,8 @@ def _changed(before: dict, model: torch.nn.Module) -> set[str]:
 @pytest.mark.parametrize("mode", ["full", "freeze_embeddings", "head_only"])
 def test_each_mode_trains_exactly_its_parameters(tiny_vit, image_folder, mode):
     cfg = _cfg(tiny_vit, image_folder)
-    splits, names = load_splits(cfg)
+    splits, problem = load_splits(cfg)
+    names = problem.label_names
     batch = prepare_splits(splits, load_processor(cfg), cfg)["train"][:8]
     model = apply_mode(build_model(cfg, names), mode)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -206,7 +209,8 @@ def test_lora_trains_adapters_and_head_and_merged_reload_predicts_the_same(tiny_
     from transformers import AutoModelForImageClassification
 
     cfg = _cfg(tiny_vit, image_folder, "mode=lora")
-    splits, names = load_splits(cfg)
+    splits, problem = load_splits(cfg)
+    names = problem.label_names
     processor = load_processor(cfg)
     batch = prepare_splits(splits, processor, cfg)["validation"][:8]
     model = apply_mode(build_model(cfg, names), "lora", cfg.lora)

@@ -62,9 +62,9 @@ def run(cfg: RecipeConfig) -> dict:
         set_seed,
     )
 
-    from textft.data import text_encoder
     from textft.model import _load, load_processor
     from textft.optim import GradualUnfreezing, build_optimizer, needs_optimizer, unfreeze_enabled
+    from textft.text import text_encoder
     from textft.trainer import TextftTrainer
 
     output_dir = Path(cfg.output_dir)
