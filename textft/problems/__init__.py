@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from datasets import Dataset, Value
+from datasets import ClassLabel, Dataset, Value
 
 from textft.config import DataConfig, TextftError
 from textft.problems.base import Problem
@@ -36,7 +36,7 @@ def resolve_problem_type(train: Dataset, data: DataConfig) -> str:
     if data.label_columns or data.label_separator:
         return "multi_label"
     feature = train.features[data.label_column]
-    if not isinstance(feature, Value):  # a list (Sequence / List) of names or ids, as in go_emotions
+    if not isinstance(feature, (Value, ClassLabel)):  # a list (Sequence / List) of names or ids, as in go_emotions
         return "multi_label"
     if feature.dtype.startswith("float"):
         values = train[data.label_column]
