@@ -9,6 +9,7 @@ hidden 32 (or smaller), 2 layers, so a whole run takes about a second.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from pathlib import Path
@@ -311,3 +312,26 @@ def test_lora_targets_per_family(family_dirs):
     convs = lora_targets(classifier("convnext", family_dirs), LoraConfig())
     assert convs and not [n for n in convs if "dwconv" in n or "embeddings" in n or "classifier" in n]
     assert lora_targets(classifier("resnet", family_dirs), LoraConfig())[0].startswith("resnet.encoder.")
+
+
+def test_a_new_head_is_one_log_line_and_any_other_missing_weight_keeps_the_load_report(family_dirs, tmp_path, caplog):
+    from transformers import AutoModel
+
+    from textft.model import build_model
+
+    def load(path: Path) -> str:
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            build_model(load_recipe("bbc_minilm", [f"model.name_or_path={path}"]), ["a", "b"])
+        return caplog.text
+
+    text = load(family_dirs["bert"])
+    assert "new classifier head, initialised randomly: bert.pooler" not in text  # the pooler was in the checkpoint
+    assert "new classifier head, initialised randomly: classifier.bias, classifier.weight" in text
+    assert "LOAD REPORT" not in text
+
+    body = AutoModel.from_pretrained(family_dirs["bert"])
+    state = {k: v for k, v in body.state_dict().items() if "layer.1.output.dense" not in k}
+    body.save_pretrained(tmp_path / "damaged", state_dict=state)
+    text = load(tmp_path / "damaged")
+    assert "LOAD REPORT" in text and "new classifier head" not in text

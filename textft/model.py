@@ -119,11 +119,10 @@ def _load_classifier(auto_model, cfg: RecipeConfig, config, **kwargs):
     mismatched = sorted(key for key, *_ in info["mismatched_keys"])
     if all(key.startswith(heads) for key in missing + mismatched):
         unused = len(info["unexpected_keys"])
-        log.info(
-            "new classifier head, initialised randomly: %s%s",
-            ", ".join(missing + mismatched) or "none",
-            f" ({unused} checkpoint weights of its pretraining head are not used)" if unused else "",
-        )
+        if missing + mismatched:
+            log.info("new classifier head, initialised randomly: %s", ", ".join(missing + mismatched))
+        if unused:
+            log.info("%d checkpoint weights outside this classifier are not used (e.g. a pretraining head)", unused)
     else:
         for record in held:
             logging.getLogger(record.name).handle(record)
