@@ -89,7 +89,7 @@ def _trainable_class(config) -> None:
 
 
 @contextmanager
-def _held_load_report() -> Iterator[list[logging.LogRecord]]:
+def held_load_report() -> Iterator[list[logging.LogRecord]]:
     """Hold back transformers' LOAD REPORT warning (a table) while loading; the caller decides what to say."""
     logger = logging.getLogger("transformers.modeling_utils")
     held: list[logging.LogRecord] = []
@@ -110,8 +110,16 @@ def _held_load_report() -> Iterator[list[logging.LogRecord]]:
 def _load_classifier(auto_model, cfg: RecipeConfig, config, **kwargs):
     """from_pretrained, with transformers' load report replaced by one line when the only missing weights are the
     new head's (by design: a pretrained encoder gets a new classifier); any other missing weight keeps the report."""
-    with _held_load_report() as held:
+    with held_load_report() as held:
         model, info = _load(auto_model.from_pretrained, cfg, config=config, output_loading_info=True, **kwargs)
+    report_new_head(model, info, held)
+    return model
+
+
+def report_new_head(
+    model, info: dict, held: list[logging.LogRecord], note: str = "new classifier head, initialised randomly"
+) -> None:
+    """One line (`note`: keys) when the weights missing from a checkpoint are all the head's, else the held report."""
     from textft.modes import head_module_names
 
     heads = tuple(f"{name}." for name in head_module_names(model))
@@ -120,13 +128,12 @@ def _load_classifier(auto_model, cfg: RecipeConfig, config, **kwargs):
     if all(key.startswith(heads) for key in missing + mismatched):
         unused = len(info["unexpected_keys"])
         if missing + mismatched:
-            log.info("new classifier head, initialised randomly: %s", ", ".join(missing + mismatched))
+            log.info("%s: %s", note, ", ".join(missing + mismatched))
         if unused:
             log.info("%d checkpoint weights outside this classifier are not used (e.g. a pretraining head)", unused)
     else:
         for record in held:
             logging.getLogger(record.name).handle(record)
-    return model
 
 
 def build_model(cfg: RecipeConfig, label_names: list[str]):

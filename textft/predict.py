@@ -428,8 +428,12 @@ def load_classifier(model_dir: Path, task: str, s: PredictConfig):
             labels = {"num_labels": config.num_labels, "id2label": config.id2label, "label2id": config.label2id}
             if getattr(config, "pad_token_id", None) is not None:  # decoders: the base's config may have none
                 labels["pad_token_id"] = config.pad_token_id
+            from textft.model import held_load_report, report_new_head
+
             try:
-                model = auto_model.from_pretrained(base, dtype=dtype, **labels)
+                with held_load_report() as held:  # the head comes with the adapter: one line, not a report
+                    model, info = auto_model.from_pretrained(base, dtype=dtype, output_loading_info=True, **labels)
+                report_new_head(model, info, held, "the head, not in the base model, comes from the adapter")
             except OSError as e:
                 raise TextftError(
                     f"model: the adapter's base model '{base}' could not be loaded ({str(e).splitlines()[0]}); "
