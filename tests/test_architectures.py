@@ -335,3 +335,13 @@ def test_a_new_head_is_one_log_line_and_any_other_missing_weight_keeps_the_load_
     body.save_pretrained(tmp_path / "damaged", state_dict=state)
     text = load(tmp_path / "damaged")
     assert "LOAD REPORT" in text and "new classifier head" not in text
+
+
+@pytest.mark.parametrize("family", ["albert", "resnet"])
+def test_gradient_checkpointing_on_a_family_without_it_is_a_one_line_error(family, family_dirs):
+    from textft.model import check_training_options
+
+    cfg = load_recipe("bbc_minilm", ["train.gradient_checkpointing=true"])
+    with pytest.raises(TextftError, match=r"train.gradient_checkpointing: \w+ does not support it"):
+        check_training_options(classifier(family, family_dirs), cfg)
+    check_training_options(classifier("llama", family_dirs), cfg)

@@ -82,6 +82,18 @@ def prepare_tokenizer_and_config(model, processor) -> None:
         model.config.pad_token_id = processor.pad_token_id
 
 
+def check_training_options(model, cfg: RecipeConfig) -> None:
+    """Options a model family cannot honour, as one line before training starts (not a traceback from inside it)."""
+    if (
+        str(cfg.train.get("gradient_checkpointing", False)).lower() == "true"
+        and not model.supports_gradient_checkpointing
+    ):
+        raise TextftError(
+            f"train.gradient_checkpointing: {type(model).__name__} does not support it (transformers implements it "
+            "for neither ALBERT, ConvNeXt nor ResNet); remove it, or lower per_device_train_batch_size to save memory"
+        )
+
+
 def _trainable_class(config) -> None:
     """DeiT maps to two classifiers and picks the distilled one (no loss, cannot train) for distilled checkpoints."""
     if config.model_type == "deit":

@@ -90,7 +90,13 @@ def run(cfg: RecipeConfig) -> dict:
     from textft.data import data_collator, load_splits, prepare_splits
     from textft.loss import class_weights, weighted_loss
     from textft.metrics import argmax_logits, compute_metrics, per_class_report, save_confusion_matrix
-    from textft.model import build_model, load_processor, prepare_tokenizer_and_config, reload_best_checkpoint
+    from textft.model import (
+        build_model,
+        check_training_options,
+        load_processor,
+        prepare_tokenizer_and_config,
+        reload_best_checkpoint,
+    )
     from textft.modes import apply_mode, count_parameters
     from textft.optim import GradualUnfreezing, build_optimizer, needs_optimizer, unfreeze_enabled
 
@@ -119,6 +125,7 @@ def run(cfg: RecipeConfig) -> dict:
     # 2. model + mode: a pretrained encoder with a new head; the mode decides what trains
     model = build_model(cfg, label_names)
     prepare_tokenizer_and_config(model, processor)  # decoders: config.pad_token_id from the tokenizer's pad token
+    check_training_options(model, cfg)  # e.g. gradient checkpointing on a family without it: one line
     # encoder classifiers take **kwargs but their loss is a plain batch mean, ignoring num_items_in_batch; left True,
     # the Trainer multiplies it by the process count (and skips the division by gradient_accumulation_steps)
     model.accepts_loss_kwargs = False
