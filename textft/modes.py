@@ -139,12 +139,11 @@ def apply_mode(model: nn.Module, mode: str, lora: LoraConfig | None = None) -> n
         from transformers.pytorch_utils import Conv1D
 
         lora = lora or LoraConfig()
-        targets = lora_targets(model, lora)
         config = PeftLoraConfig(
             r=lora.r,
             lora_alpha=lora.alpha,
             lora_dropout=lora.dropout,
-            target_modules=targets,
+            target_modules=lora_targets(model, lora),
             # GPT-2's projections are Conv1D, whose weight is stored (in, out): peft must know, else it warns and guesses
             fan_in_fan_out=any(isinstance(m, Conv1D) for m in model.base_model.modules()),
             # the new head trains in full and is saved with the adapter (else it is lost on reload: peft #577, #1488)

@@ -62,7 +62,7 @@ def depth_groups(model: nn.Module) -> tuple[dict[str, str | int], int]:
             groups[name] = HEAD
         elif match:
             groups[name] = int(match.group(1))
-        elif id(p) in embedding_ids or "embedding" in name.rsplit(".", 2)[-2]:  # its module: embeddings_project
+        elif id(p) in embedding_ids or "embedding" in name.rpartition(".")[0]:  # e.g. ELECTRA's embeddings_project
             groups[name] = EMBEDDINGS
         else:
             top.append(name)
