@@ -213,3 +213,14 @@ def test_command_line_help_and_unknown_settings(capsys):
     with pytest.raises(SystemExit) as exit_info:
         predict_module.main(["model=x", "input=a.csv", "output=b.csv", "batchsize=8"])
     assert exit_info.value.code == 2 and "did you mean 'batch_size'" in capsys.readouterr().err
+
+
+def test_the_progress_total_is_the_row_count_where_it_is_cheap_and_exact(tmp_path):
+    from textft.predict import known_rows
+
+    (tmp_path / "a.txt").write_text("one\ntwo\n\nfour\n")
+    (tmp_path / "a.jsonl").write_text('{"text": "x"}\n\n{"text": "y"}\n')
+    pd.DataFrame({"text": ["x", "y", "z"]}).to_parquet(tmp_path / "a.parquet")
+    (tmp_path / "a.csv").write_text('text\n"multi\nline"\n')
+    rows = {p.name: known_rows(PredictConfig(model="m", input=str(p))) for p in tmp_path.iterdir()}
+    assert rows == {"a.txt": 4, "a.jsonl": 2, "a.parquet": 3, "a.csv": None}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from huggingface_hub import HfApi, ModelCard
@@ -143,3 +144,13 @@ def test_push_to_hub_needs_a_repo_and_one_run():
         load_recipe("bbc_minilm", ["push_to_hub=true"])
     with pytest.raises(TextftError, match="push every seed to one repo"):
         load_recipe("bbc_minilm", ["push_to_hub=true", "hub.repo_id=me/x", "seeds=[1,2]"])
+
+
+def test_a_local_base_model_is_named_at_staging_with_how_to_link_it(full_run, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="textft"):
+        run_push(full_run, repo_id="me/x", dry_run="true", stage_dir=tmp_path / "local")
+    assert "is a local path, not a Hub id" in caplog.text and "base_model=ORG/NAME" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="textft"):
+        run_push(full_run, repo_id="me/x", base_model="org/tiny-bert", dry_run="true", stage_dir=tmp_path / "hub")
+    assert "not a Hub id" not in caplog.text

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from textft.config import RecipeConfig, TextftError
 from textft.data import hub_error
+
+log = logging.getLogger("textft")
 
 LOCAL_HINT = (
     "download it where the Hub is reachable (save_pretrained(DIR) or `hf download`) and set model.name_or_path=DIR"
@@ -47,7 +52,100 @@ def load_processor(cfg: RecipeConfig):
             size = cfg.model.config.get("image_size") or AutoConfig.for_model(cfg.model.name_or_path).image_size
             return scratch_image_processor(cfg.model.name_or_path, size)
         return _load(AutoImageProcessor.from_pretrained, cfg)
-    return _load(AutoTokenizer.from_pretrained, cfg)
+    tokenizer = _load(AutoTokenizer.from_pretrained, cfg)
+    ensure_pad_token(tokenizer)
+    return tokenizer
+
+
+def ensure_pad_token(tokenizer) -> None:
+    """Decoder tokenizers (Llama, Mistral, GPT-2) often have no pad token, so no batch can be padded: use eos."""
+    if tokenizer.pad_token is not None:
+        return
+    if tokenizer.eos_token is None:
+        raise TextftError(
+            f"model.name_or_path: the tokenizer of {tokenizer.name_or_path} has neither a pad nor an eos token, so "
+            "batches cannot be padded; add one (tokenizer.add_special_tokens({'pad_token': ...}), save it) and retry"
+        )
+    tokenizer.pad_token = tokenizer.eos_token
+    log.info(
+        "the tokenizer has no pad token: padding with its eos token %r (saved with the model)", tokenizer.eos_token
+    )
+
+
+def prepare_tokenizer_and_config(model, processor) -> None:
+    """Give the model the tokenizer's pad token id: a decoder classifier (Llama, Qwen, GPT-2, ...) reads each row's
+    logits at its last non-pad token, and refuses batches of more than one row without config.pad_token_id."""
+    if not hasattr(processor, "pad_token"):  # an image processor
+        return
+    ensure_pad_token(processor)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = processor.pad_token_id
+
+
+def check_training_options(model, cfg: RecipeConfig) -> None:
+    """Options a model family cannot honour, as one line before training starts (not a traceback from inside it)."""
+    if (
+        str(cfg.train.get("gradient_checkpointing", False)).lower() == "true"
+        and not model.supports_gradient_checkpointing
+    ):
+        raise TextftError(
+            f"train.gradient_checkpointing: {type(model).__name__} does not support it (transformers implements it "
+            "for neither ALBERT, ConvNeXt nor ResNet); remove it, or lower per_device_train_batch_size to save memory"
+        )
+
+
+def _trainable_class(config) -> None:
+    """DeiT maps to two classifiers and picks the distilled one (no loss, cannot train) for distilled checkpoints."""
+    if config.model_type == "deit":
+        config.architectures = ["DeiTForImageClassification"]
+
+
+@contextmanager
+def held_load_report() -> Iterator[list[logging.LogRecord]]:
+    """Hold back transformers' LOAD REPORT warning (a table) while loading; the caller decides what to say."""
+    logger = logging.getLogger("transformers.modeling_utils")
+    held: list[logging.LogRecord] = []
+
+    def hold(record: logging.LogRecord) -> bool:
+        if "LOAD REPORT" in record.getMessage():
+            held.append(record)
+            return False
+        return True
+
+    logger.addFilter(hold)
+    try:
+        yield held
+    finally:
+        logger.removeFilter(hold)
+
+
+def _load_classifier(auto_model, cfg: RecipeConfig, config, **kwargs):
+    """from_pretrained, with transformers' load report replaced by one line when the only missing weights are the
+    new head's (by design: a pretrained encoder gets a new classifier); any other missing weight keeps the report."""
+    with held_load_report() as held:
+        model, info = _load(auto_model.from_pretrained, cfg, config=config, output_loading_info=True, **kwargs)
+    report_new_head(model, info, held)
+    return model
+
+
+def report_new_head(
+    model, info: dict, held: list[logging.LogRecord], note: str = "new classifier head, initialised randomly"
+) -> None:
+    """One line (`note`: keys) when the weights missing from a checkpoint are all the head's, else the held report."""
+    from textft.modes import head_module_names
+
+    heads = tuple(f"{name}." for name in head_module_names(model))
+    missing = sorted(info["missing_keys"])
+    mismatched = sorted(key for key, *_ in info["mismatched_keys"])
+    if all(key.startswith(heads) for key in missing + mismatched):
+        unused = len(info["unexpected_keys"])
+        if missing + mismatched:
+            log.info("%s: %s", note, ", ".join(missing + mismatched))
+        if unused:
+            log.info("%d checkpoint weights outside this classifier are not used (e.g. a pretraining head)", unused)
+    else:
+        for record in held:
+            logging.getLogger(record.name).handle(record)
 
 
 def build_model(cfg: RecipeConfig, label_names: list[str], problem_type: str = "single_label_classification"):
@@ -69,10 +167,12 @@ def build_model(cfg: RecipeConfig, label_names: list[str], problem_type: str = "
             config = AutoConfig.for_model(cfg.model.name_or_path, **overrides)
         else:
             config = _load(AutoConfig.from_pretrained, cfg, **overrides)
+        _trainable_class(config)
         return auto_model.from_config(config, **attn)
     config = _load(AutoConfig.from_pretrained, cfg, **overrides)
+    _trainable_class(config)
     # a checkpoint that is already a classifier (e.g. the source of a transfer) may have another number of classes
-    model = _load(auto_model.from_pretrained, cfg, config=config, ignore_mismatched_sizes=True, **attn)
+    model = _load_classifier(auto_model, cfg, config, ignore_mismatched_sizes=True, **attn)
     if _trained_on_other_labels(_load(AutoConfig.from_pretrained, cfg), label_names):
         reset_head(model)
     return model

@@ -1,12 +1,16 @@
 """Transfer-learning optimisation: per-group learning rates (head LR, layer-wise decay) and gradual unfreezing.
 
-The encoder is split into depth groups by parameter name, which covers BERT, RoBERTa, ELECTRA (`<encoder>.encoder.layer.N.`),
-DistilBERT (`<encoder>.transformer.layer.N.`), ViT in transformers 5 (`vit.layers.N.`) and their LoRA-wrapped forms:
+The body is split into depth groups by parameter name, which covers BERT, RoBERTa, ELECTRA, DeBERTa, DINOv2
+(`<encoder>.encoder.layer.N.`), DistilBERT (`transformer.layer.N.`), ViT/DeiT, ModernBERT and the decoders Llama, Qwen,
+Mistral, Gemma (`layers.N.`), GPT-2 (`h.N.`), and the staged vision bodies Swin (`layers.N.`), ConvNeXt and ResNet
+(`stages.N.`: one group per stage), LoRA-wrapped or not:
 
-    head        the modules of textft.modes.head_module_names (classifier, pre_classifier, BERT's pooler)
-    layer N     encoder block N (0 = lowest); parameters of the encoder after the last block (ViT's final layernorm) go
-                with the top block
-    embeddings  below block 0
+    head        the modules of textft.modes.head_module_names (classifier, pre_classifier, BERT's pooler, `score`)
+    layer N     body block N (0 = lowest); parameters of the body after the last block (a final norm) go with the top
+    embeddings  below block 0: textft.modes.embedding_modules, and layers named *embedding* (ELECTRA's projection)
+
+ALBERT has no blocks to tell apart (one layer, shared by every depth): layer-wise decay is refused for it, and gradual
+unfreezing treats its whole body as one block.
 
 Layer-wise decay (Sun et al. 2019): the top block trains at train.learning_rate, each block below at `layer_decay`
 times the one above, the embeddings one step below block 0. The head trains at optim.head_lr (else train.learning_rate).
@@ -23,11 +27,12 @@ from torch import nn
 from transformers import TrainerCallback
 
 from textft.config import OptimConfig, TextftError, UnfreezeConfig
-from textft.modes import head_module_names
+from textft.modes import embedding_modules, head_module_names
 
 log = logging.getLogger("textft")
 
-LAYER_PATTERN = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
+# the first (outermost) match is the block: ConvNeXt's `stages.1.layers.0.` is stage 1
+LAYER_PATTERN = re.compile(r"(?:^|\.)(?:layers?|h|stages)\.(\d+)\.")
 HEAD, EMBEDDINGS = "head", "embeddings"
 
 
@@ -37,7 +42,10 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 def depth_groups(model: nn.Module) -> tuple[dict[str, str | int], int]:
-    """Each parameter name -> 'head', 'embeddings' or its encoder block index; and the number of blocks."""
+    """Each parameter name -> 'head', 'embeddings' or its body block index; and the number of blocks.
+
+    A body without numbered blocks (ALBERT) has 0 blocks: all its parameters but the embeddings are in group 0.
+    """
     inner = _unwrap(model)
     heads = {name: {id(p) for p in inner.get_submodule(name).parameters()} for name in head_module_names(inner)}
     # the body is the encoder minus head modules inside it (BERT's pooler); a head parameter tied to it (an MLM decoder
@@ -45,6 +53,7 @@ def depth_groups(model: nn.Module) -> tuple[dict[str, str | int], int]:
     in_encoder = set().union(*(ids for name, ids in heads.items() if name.startswith(f"{inner.base_model_prefix}.")))
     body_ids = {id(p) for p in inner.base_model.parameters()} - in_encoder
     head_ids = set().union(*heads.values()) - body_ids
+    embedding_ids = {id(p) for m in embedding_modules(inner) for p in m.parameters()}
     groups: dict[str, str | int] = {}
     top: list[str] = []
     for name, p in model.named_parameters():
@@ -53,18 +62,23 @@ def depth_groups(model: nn.Module) -> tuple[dict[str, str | int], int]:
             groups[name] = HEAD
         elif match:
             groups[name] = int(match.group(1))
-        elif ".embeddings." in f".{name}":
+        elif id(p) in embedding_ids or "embedding" in name.rpartition(".")[0]:  # e.g. ELECTRA's embeddings_project
             groups[name] = EMBEDDINGS
         else:
             top.append(name)
     num_layers = 1 + max((g for g in groups.values() if isinstance(g, int)), default=-1)
-    if num_layers == 0:
-        raise TextftError(
-            f"{type(inner).__name__}: no encoder blocks named '*.layer.N.*' or '*.layers.N.*' found; "
-            "remove optim.layer_decay and unfreeze.* for this model"
-        )
-    groups.update({name: num_layers - 1 for name in top})
+    groups.update({name: max(num_layers - 1, 0) for name in top})
     return groups, num_layers
+
+
+def no_blocks_error(model: nn.Module, option: str) -> TextftError:
+    inner = _unwrap(model)
+    why = (
+        "ALBERT shares one encoder layer across all depths"
+        if inner.config.model_type == "albert"
+        else "no numbered body blocks (*.layer.N.*, *.layers.N.*, *.h.N.*, *.stages.N.*) were found"
+    )
+    return TextftError(f"{option}: {type(inner).__name__} cannot use it: {why}, so there are no layers to tell apart")
 
 
 def lr_scale(group: str | int, num_layers: int, layer_decay: float) -> float:
@@ -84,6 +98,8 @@ def param_groups(
     """
     decay_names = set(decay_names)
     groups, num_layers = depth_groups(model)
+    if optim.layer_decay is not None and num_layers == 0:
+        raise no_blocks_error(model, "optim.layer_decay")
     head_lr = optim.head_lr if optim.head_lr is not None else learning_rate
     layer_decay = optim.layer_decay if optim.layer_decay is not None else 1.0
     out: dict[tuple[float, float], dict] = {}
@@ -128,7 +144,8 @@ class GradualUnfreezing(TrainerCallback):
 
     def __init__(self, model: nn.Module, unfreeze: UnfreezeConfig):
         self.unfreeze = unfreeze
-        groups, self.num_layers = depth_groups(model)
+        groups, num_layers = depth_groups(model)
+        self.num_layers = max(num_layers, 1)  # ALBERT: its one shared layer is the whole body, unfrozen at once
         params = dict(model.named_parameters())
         # rank of each trainable body parameter: 1 = top block, ..., num_layers = lowest block and the embeddings
         self.rank = {

@@ -180,6 +180,25 @@ def _image_chunks(path: Path, s: PredictConfig) -> Iterator[pd.DataFrame]:
     return image_rows(path, s.image_column or "image", s.chunk_size)
 
 
+def known_rows(s: PredictConfig, task: str = "text") -> int | None:
+    """The input's row count where it is cheap and exact (for the progress bar): parquet metadata, lines of a .txt or
+    .jsonl, images of a folder; None for csv/tsv (a quoted field may span lines)."""
+    path = Path(s.input)
+    suffix = path.suffix.lower()
+    if path.is_dir() or (task == "image" and suffix == ".txt"):
+        from textft.images import image_files
+
+        return len(image_files(path))
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    if suffix in (".txt", ".jsonl"):
+        with open(path, "rb") as f:
+            return sum(1 for line in f if suffix == ".txt" or line.strip())
+    return None
+
+
 FOLDER = "/"  # the READERS key for an input that is a folder (e.g. of images)
 READERS: dict[str, Callable[[Path, PredictConfig], Iterator[pd.DataFrame]]] = {
     ".csv": _csv_chunks,
@@ -294,15 +313,17 @@ def score_rows(rows: pd.DataFrame, inputs: Inputs, model, s: PredictConfig, prog
     features, owner, lengths = inputs.encode(rows)
     order = np.argsort(-lengths, kind="stable")  # longest first: a batch that does not fit fails at once
     logits = np.empty((len(owner), n_outputs), dtype=np.float32)
-    rows_per_item = len(rows) / len(owner)
+    rows_per_item, rows_done = len(rows) / len(owner), 0
     device = model.device
     with torch.inference_mode():
         for start in range(0, len(order), s.batch_size):
             index = order[start : start + s.batch_size]
             batch = inputs.collate({k: [v[i] for i in index] for k, v in features.items()})
             logits[index] = model(**{k: t.to(device) for k, t in batch.items()}).logits.float().cpu().numpy()
-            if progress is not None:
-                progress.update(len(index) * rows_per_item)
+            if progress is not None:  # whole rows (long_text=window: several items per row)
+                done = round((start + len(index)) * rows_per_item)
+                progress.update(done - rows_done)
+                rows_done = done
     if len(owner) == len(rows):
         return logits
     # long_text=window: a row's outputs are the mean of its windows' logits
@@ -448,11 +469,19 @@ def load_classifier(model_dir: Path, task: str, s: PredictConfig):
                 )
             config = AutoConfig.from_pretrained(labelled)
             labels = {"num_labels": config.num_labels, "id2label": config.id2label, "label2id": config.label2id}
+            if getattr(config, "pad_token_id", None) is not None:  # decoders: the base's config may have none
+                labels["pad_token_id"] = config.pad_token_id
             base = _adapter_base(model_dir, s)
+            from textft.model import held_load_report, report_new_head
+
             try:
                 # fp32 for the merge (W + BA rounded once), then the scoring dtype; a base that is a classifier of
                 # another class count gets a head of the run's size, which the adapter's saved head then replaces
-                model = auto_model.from_pretrained(base, dtype=torch.float32, ignore_mismatched_sizes=True, **labels)
+                with held_load_report() as held:  # the head comes with the adapter: one line, not a report
+                    model, info = auto_model.from_pretrained(
+                        base, dtype=torch.float32, ignore_mismatched_sizes=True, output_loading_info=True, **labels
+                    )
+                report_new_head(model, info, held, "the head, not in the base model, comes from the adapter")
             except OSError as e:
                 raise TextftError(
                     f"model: the adapter's base model '{base}' could not be loaded ({str(e).splitlines()[0]}); "
@@ -667,7 +696,9 @@ def predict(s: PredictConfig) -> dict:
         _prepare_parts(parts, s)
     state.wait_for_everyone()
     started, scored = time.perf_counter(), 0
-    progress = tqdm(unit="rows", desc="predicting", disable=not (s.progress and state.is_local_main_process))
+    show = s.progress and state.is_local_main_process
+    total = known_rows(s, task) if show and state.num_processes == 1 else None  # a process counts only its own rows
+    progress = tqdm(total=total, unit="rows", desc="predicting", disable=not show)
 
     def score(group: list[tuple[int, pd.DataFrame]]) -> int:
         n = 0

@@ -101,6 +101,13 @@ def stage(run_dir: Path, s: PushConfig, stage_dir: Path, token: str | None = Non
     if list(run_dir.glob("*.bin")) and not list(run_dir.glob("*.safetensors")):
         raise TextftError(f"model: {run_dir} has pickled .bin weights only; textft pushes safetensors only")
     repo_id = s.repo_id or f"{os.environ.get('USER', 'user')}/{recipe.name}"
+    if hub_base_model(recipe, s.base_model) is None:
+        log.warning(
+            "base model %s is a local path, not a Hub id: the card%s cannot link it for others; "
+            "pass base_model=ORG/NAME (the Hub id it was downloaded from)",
+            recipe.model.name_or_path,
+            " and adapter_config.json" if s.adapter_only else "",
+        )
 
     if stage_dir.exists() and any(stage_dir.iterdir()):
         raise TextftError(f"stage_dir: {stage_dir} exists and is not empty; remove it or choose another folder")

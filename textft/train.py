@@ -86,9 +86,10 @@ def run(cfg: RecipeConfig) -> dict:
     """Train and evaluate one recipe; return the metrics written to output_dir/metrics.json."""
     from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 
+    from textft.console import use_numeric_progress
     from textft.data import data_collator, load_splits, prepare_splits
     from textft.leakage import check_every_class_trains, remove_shared_rows
-    from textft.model import build_model, load_processor
+    from textft.model import build_model, check_training_options, load_processor, prepare_tokenizer_and_config
     from textft.modes import apply_mode, count_parameters
     from textft.optim import GradualUnfreezing, build_optimizer, needs_optimizer, unfreeze_enabled
     from textft.trainer import TextftTrainer
@@ -121,6 +122,8 @@ def run(cfg: RecipeConfig) -> dict:
 
     # 2. model + mode: a pretrained encoder with a new head; the mode decides what trains
     model = build_model(cfg, problem.label_names, problem.hf_problem_type)
+    prepare_tokenizer_and_config(model, processor)  # decoders: config.pad_token_id from the tokenizer's pad token
+    check_training_options(model, cfg)  # e.g. gradient checkpointing on a family without it: one line
     # encoder classifiers take **kwargs but their loss is a plain batch mean, ignoring num_items_in_batch; left True,
     # the Trainer multiplies it by the process count (and skips the division by gradient_accumulation_steps)
     model.accepts_loss_kwargs = False
@@ -143,6 +146,7 @@ def run(cfg: RecipeConfig) -> dict:
         callbacks=callbacks,
         compute_loss_func=loss,
     )
+    use_numeric_progress(trainer)  # logs {'loss': 1.546}, not transformers 5's {'loss': '1.546'}
     if needs_optimizer(cfg):  # per-group learning rates (head_lr, layer_decay); every parameter, frozen ones too
         trainer.optimizer = build_optimizer(trainer, cfg.optim)
     result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg, checkpoints))
@@ -267,6 +271,7 @@ def recipe_command(
     """The body of a recipe console script (train, adapt): parse, load the recipe, print it or run `action` on it,
     print a JSON summary of the metrics whose names end with `summary_keys`; a TextftError is one line, exit 2."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # its one-off "building the font cache"
     try:
         recipe, overrides, print_only = parse_args(sys.argv[1:] if argv is None else argv)
         cfg = load_recipe(recipe, overrides)
