@@ -82,8 +82,9 @@ def publish(staging: Path, output_dir: Path) -> None:
     staging.rmdir()
 
 
-def run(cfg: RecipeConfig) -> dict:
-    """Train and evaluate one recipe; return the metrics written to output_dir/metrics.json."""
+def run(cfg: RecipeConfig, callbacks: list | None = None, use_test: bool = True) -> dict:
+    """Train and evaluate one recipe; return the metrics written to output_dir/metrics.json.
+    `callbacks`: more Trainer callbacks (a search's pruning); use_test=False leaves the test split out (search trials)."""
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
 
     from textft.data import data_collator, load_splits, prepare_splits
@@ -92,6 +93,8 @@ def run(cfg: RecipeConfig) -> dict:
     from textft.model import build_model, load_processor, reload_best_checkpoint
     from textft.modes import apply_mode, count_parameters
     from textft.optim import GradualUnfreezing, build_optimizer, needs_optimizer, unfreeze_enabled
+    from textft.plots import save_learning_curves
+    from textft.trackers import add_recipe_logging
 
     output_dir = Path(cfg.output_dir)
     checkpoints = output_dir / "checkpoints"
@@ -107,6 +110,8 @@ def run(cfg: RecipeConfig) -> dict:
     # 1. data: splits with a ClassLabel `label` column, and the label names
     with args.main_process_first(desc="loading and tokenizing data"):
         splits, label_names = load_splits(cfg)
+        if not use_test:  # a search trial: the test split stays unseen until the final run
+            splits.pop("test", None)
         # from the stored labels: once images are encoded on the fly, reading a column would encode every image
         weights = class_weights(cfg.data.class_weights, splits["train"]["label"], label_names)
         processor = load_processor(cfg)
@@ -124,7 +129,8 @@ def run(cfg: RecipeConfig) -> dict:
     trainable, total = count_parameters(model)
 
     # 3. train with the HF Trainer; the best checkpoint by metric_for_best_model is reloaded at the end
-    callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
+    callbacks = list(callbacks or [])
+    callbacks += [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
     if unfreeze_enabled(cfg.unfreeze):  # freezes the body now; unfreezes it stage by stage during training
         callbacks.append(GradualUnfreezing(model, cfg.unfreeze))
     trainer = Trainer(
@@ -139,6 +145,7 @@ def run(cfg: RecipeConfig) -> dict:
         callbacks=callbacks,
         compute_loss_func=weighted_loss(weights) if weights is not None else None,
     )
+    add_recipe_logging(trainer, cfg)  # train.report_to=tensorboard|trackio: the recipe as the tracked run's config
     if needs_optimizer(cfg):  # per-group learning rates (head_lr, layer_decay); every parameter, frozen ones too
         trainer.optimizer = build_optimizer(trainer, cfg.optim)
     result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg, checkpoints))
@@ -166,6 +173,7 @@ def run(cfg: RecipeConfig) -> dict:
         save_confusion_matrix(
             references, predictions, label_names, staging / "confusion_matrix.png", f"{cfg.name}: {split}"
         )
+        save_learning_curves(trainer.state.log_history, staging / "learning_curves.png", cfg.name)
         publish(staging, output_dir)
         write_text_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
         log.info(
@@ -224,7 +232,11 @@ def recipe_command(
 
 
 def run_recipe(cfg: RecipeConfig) -> dict:
-    """One run, or one per seed (`seeds: [...]`) with their mean metrics."""
+    """One run, one per seed (`seeds: [...]`) or one per fold (`cv.folds: K`), with their mean metrics."""
+    if cfg.cv.folds:
+        from textft.cv import run_cv
+
+        return {k: s["mean"] for k, s in run_cv(cfg, run).items()}
     if not cfg.seeds:
         return run(cfg)
     from textft.seeds import run_seeds
