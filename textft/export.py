@@ -124,11 +124,11 @@ def _logits_module(model, names: list[str]):
             return self.model(pixel_values=pixel_values).logits
 
     if names == ["pixel_values"]:
-        return ImageLogits()
+        return ImageLogits().eval()
     order = ["input_ids", "attention_mask", "token_type_ids"]
     if names != order[: len(names)]:
         raise TextftError(f"model inputs {names} are not supported for export; expected {order} or pixel_values")
-    return TextLogits()
+    return TextLogits().eval()
 
 
 def parity_input(s: ExportConfig, recipe) -> str:
