@@ -285,7 +285,8 @@ def search(cfg: RecipeConfig) -> dict:
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     left = cfg.search.n_trials - done
     if left > 0:
-        log.info("search: %d trial(s) to run (%d done); objective eval_%s, %s", left, done, metric, study.direction)
+        direction = study.direction.name.lower()
+        log.info("search: %d trial(s) to run (%d done); objective: %s eval_%s", left, done, direction, metric)
         study.optimize(
             objective,
             n_trials=left,
