@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from typing import Any
@@ -236,6 +237,8 @@ def search(cfg: RecipeConfig) -> dict:
 
     from textft.train import run
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise TextftError("textft-search runs its trials in one process; start it without accelerate launch")
     params = parse_space(cfg.search.space)
     if not params:
         raise TextftError("search.space is empty; add keys to search, e.g. train.learning_rate: {type: log, ...}")
