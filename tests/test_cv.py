@@ -13,6 +13,14 @@ from textft.cv import assign_folds, fold_rows
 from textft.train import main
 
 
+def test_multi_label_folds_keep_each_labels_share():
+    keys = [[1, 0, 0]] * 12 + [[0, 1, 1]] * 6 + [[1, 0, 1]] * 6
+    folds = assign_folds(keys, 3, seed=0)
+    for fold in range(3):
+        held_out = fold_rows(folds, fold)[1]
+        assert [sum(keys[i][j] for i in held_out) for j in range(3)] == [6, 2, 4]
+
+
 def test_folds_cover_every_row_once_and_keep_each_class_share():
     keys = ["a"] * 30 + ["b"] * 15 + ["c"] * 6
     folds = assign_folds(keys, 3, seed=0)
@@ -61,14 +69,10 @@ def test_cv_runs_each_fold_summarises_and_refits_on_all_of_train(tiny_models, ke
     assert printed["test_accuracy"] == pytest.approx(summary["metrics"]["test_accuracy"]["mean"], abs=1e-4)
     assert "| test_accuracy |" in (out / "metrics_summary.md").read_text()
 
-    # the folds' validation rows are disjoint and together are all 96 train rows; test is the same file for each
-    recipes = [load_recipe(str(out / f"fold_{i}" / "recipe.yaml")) for i in range(2)]
-    from datasets import load_dataset
-
-    held_out = [load_dataset("parquet", data_files=r.data.files.validation, split="train") for r in recipes]
-    assert sum(len(d) for d in held_out) == 96
-    assert recipes[0].data.files.test == recipes[1].data.files.test
-    assert held_out[0].features["label"].names == ["politics", "sport", "tech"]
+    # every train+validation row is in one fold; the folds are stratified by label
+    fold_of_row = json.loads((out / "folds.json").read_text())["fold_of_row"]
+    assert len(fold_of_row) == 96 and Counter(fold_of_row) == {0: 48, 1: 48}
+    assert load_recipe(str(out / "fold_0" / "recipe.yaml")).data.files.test == keyword_files["test"]
 
     # the refit: the model in output_dir itself, trained on all of train, with its test metrics in the summary
     assert (out / "model.safetensors").is_file() and (out / "learning_curves.png").is_file()

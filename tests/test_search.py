@@ -44,13 +44,17 @@ def test_space_accepts_dotted_or_nested_keys_and_names_bad_entries():
             parse_space({key: entry})
 
 
-def test_objective_direction_follows_the_metric():
-    assert best_metric(load_recipe("bbc_minilm")) == ("f1_macro", True)
-    for name, greater in (("eval_loss", False), ("rmse", False), ("accuracy", True)):
-        assert best_metric(load_recipe("bbc_minilm", [f"train.metric_for_best_model={name}"]))[1] is greater
-    assert best_metric(load_recipe("bbc_minilm", ["train.metric_for_best_model=rmse", "train.greater_is_better=true"]))[
-        1
-    ]
+def test_objective_is_the_problem_types_metric_unless_the_recipe_names_one():
+    from textft.problems import PROBLEMS
+
+    single, regression = PROBLEMS["single_label"](["a", "b"]), PROBLEMS["regression"](["y"], 0.0, 1.0)
+    cfg = load_recipe("bbc_minilm")
+    assert best_metric(cfg, single) == ("f1_macro", True) and best_metric(cfg, regression) == ("rmse", False)
+    for name, greater in (("eval_loss", False), ("accuracy", True)):
+        cfg = load_recipe("bbc_minilm", [f"train.metric_for_best_model={name}"])
+        assert best_metric(cfg, single) == (name.removeprefix("eval_"), greater)
+    cfg = load_recipe("bbc_minilm", ["train.metric_for_best_model=pearson", "train.greater_is_better=true"])
+    assert best_metric(cfg, regression) == ("pearson", True)
 
 
 def test_pruning_callback_stops_a_trial_below_the_median_of_earlier_ones():

@@ -2,9 +2,10 @@
 mean +- std of every metric in output_dir/metrics_summary.json (the summary that `seeds` runs write), and with
 `cv.refit: true` a final run on all of train into output_dir itself.
 
-The rows are the recipe's train and validation splits together (test stays test); fold N is validation of run N and the
-other folds are its train. Each fold's rows are written as parquet under output_dir/cv_data, and its run is the recipe
-pointed at those files, so the fold runs go through textft-train unchanged and their recipe.yaml says what they read.
+The rows are the recipe's train and validation splits together (test stays test, the same for every fold); fold N is
+validation of run N and the other folds are its train. Each fold run is the recipe itself, loading its data as usual;
+train.run's `select_splits` hook then picks the fold's rows, so labels are encoded once, by the run's problem type.
+output_dir/folds.json records the fold of every row.
 """
 
 from __future__ import annotations
@@ -15,31 +16,43 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from textft.config import FilesConfig, RecipeConfig, TextftError, write_text_atomic
+from textft.config import RecipeConfig, TextftError, write_text_atomic
 from textft.seeds import summarize, summary_table
 
 
-def stratify_key(rows, cfg: RecipeConfig) -> list:
-    """The value each row is stratified by: its class index (single-label)."""
-    return list(rows["label"])
+def stratify_key(labels: list, problem) -> list:
+    """What each row is stratified by: the problem type's stratum (a class; a quantile bin for regression), or for
+    multi-label the row's label vector (iterative stratification)."""
+    if problem.name == "multi_label":
+        return [[int(v > 0) for v in row] for row in labels]
+    return list(problem.stratify_key(labels))
 
 
 def assign_folds(keys: list, k: int, seed: int) -> list[int]:
-    """The fold (0..k-1) of each row, stratified by `keys`: every fold gets its share of each key."""
+    """The fold (0..k-1) of each row, stratified by `keys` (one stratum per row, or a 0/1 label vector per row):
+    every fold gets its share of each stratum (label)."""
     import numpy as np
-    from sklearn.model_selection import StratifiedKFold
 
     if k > len(keys):
         raise TextftError(f"cv.folds={k} is more than the {len(keys)} train rows; use fewer folds")
-    rarest, count = min(Counter(keys).items(), key=lambda kv: kv[1])
-    if count < k:
-        raise TextftError(
-            f"cv.folds={k}: label {rarest!r} has only {count} train row(s), too few to stratify {k} folds; "
-            f"use cv.folds<={count} or add rows"
-        )
+    if keys and isinstance(keys[0], (list, tuple)):
+        from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+        splitter = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        targets = np.asarray(keys)
+    else:
+        from sklearn.model_selection import StratifiedKFold
+
+        rarest, count = min(Counter(keys).items(), key=lambda kv: kv[1])
+        if count < k:
+            raise TextftError(
+                f"cv.folds={k}: label {rarest!r} has only {count} train row(s), too few to stratify {k} folds; "
+                f"use cv.folds<={count} or add rows"
+            )
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        targets = np.asarray(keys)
     folds = [0] * len(keys)
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(keys)), keys)):
+    for fold, (_, held_out) in enumerate(splitter.split(np.zeros((len(keys), 1)), targets)):
         for row in held_out:
             folds[row] = fold
     return folds
@@ -50,64 +63,64 @@ def fold_rows(folds: list[int], fold: int) -> tuple[list[int], list[int]]:
     return [i for i, f in enumerate(folds) if f != fold], [i for i, f in enumerate(folds) if f == fold]
 
 
-def _on_files(cfg: RecipeConfig, files: FilesConfig, output_dir: Path) -> RecipeConfig:
-    """The recipe reading already-prepared split files (labels encoded, samples limited, test carved)."""
-    one = copy.deepcopy(cfg)
-    one.data.dataset, one.data.dataset_config, one.data.files = None, None, files
-    one.data.label_column = "label"
-    one.data.max_train_samples = one.data.max_eval_samples = None
-    one.data.test_split = 0.0
-    one.cv.folds, one.cv.refit = None, False
-    one.output_dir = str(output_dir)
-    return one
+class FoldSplits:
+    """train.run's `select_splits`: train+validation rows cut by fold (computed once, on the first run's data)."""
+
+    def __init__(self, cfg: RecipeConfig) -> None:
+        self.k, self.seed = cfg.cv.folds, cfg.seed
+        self.folds: list[int] | None = None
+
+    def rows(self, splits):
+        from datasets import concatenate_datasets
+
+        return concatenate_datasets([splits["train"], splits["validation"]])
+
+    def assign(self, splits, problem) -> list[int]:
+        if self.folds is None:
+            self.folds = assign_folds(stratify_key(self.rows(splits)["label"], problem), self.k, self.seed)
+        return self.folds
+
+    def fold(self, fold: int) -> Callable:
+        def select(splits, problem):
+            rows = self.rows(splits)
+            train, validation = fold_rows(self.assign(splits, problem), fold)
+            splits["train"], splits["validation"] = rows.select(train), rows.select(validation)
+            return splits
+
+        return select
+
+    def everything(self, splits, problem):
+        """The refit: all rows to train on (and, as the Trainer needs one, as validation; nothing evaluates on it)."""
+        splits["train"] = splits["validation"] = self.rows(splits)
+        return splits
 
 
-def run_cv(cfg: RecipeConfig, run: Callable[[RecipeConfig], dict]) -> dict[str, dict]:
+def run_cv(cfg: RecipeConfig, run: Callable[..., dict]) -> dict[str, dict]:
     """One run per fold, then the refit (cv.refit); write output_dir/metrics_summary.json (+ .md); return the summary."""
     from accelerate import PartialState
-    from datasets import concatenate_datasets
 
-    from textft.data import load_splits
-
-    state = PartialState()
-    k, out = cfg.cv.folds, Path(cfg.output_dir)
-    data_dir = out / "cv_data"
-    splits, _ = load_splits(cfg)
-    rows = concatenate_datasets([splits["train"], splits["validation"]])
-    folds = assign_folds(stratify_key(rows, cfg), k, cfg.seed)
-    test = str(data_dir / "test.parquet") if "test" in splits else None
-    if state.is_main_process:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        if test:
-            splits["test"].to_parquet(test)
-        rows.to_parquet(data_dir / "train_all.parquet")
-        for fold in range(k):
-            train_rows, validation_rows = fold_rows(folds, fold)
-            rows.select(train_rows).to_parquet(data_dir / f"fold_{fold}_train.parquet")
-            rows.select(validation_rows).to_parquet(data_dir / f"fold_{fold}_validation.parquet")
-        write_text_atomic(data_dir / "folds.json", json.dumps({"folds": k, "seed": cfg.seed, "fold_of_row": folds}))
-    state.wait_for_everyone()
-
+    out = Path(cfg.output_dir)
+    splitter = FoldSplits(cfg)
     runs = {}
-    for fold in range(k):
-        files = FilesConfig(
-            train=str(data_dir / f"fold_{fold}_train.parquet"),
-            validation=str(data_dir / f"fold_{fold}_validation.parquet"),
-            test=test,
-        )
-        one = _on_files(cfg, files, out / f"fold_{fold}")
-        one.push_to_hub = False
-        runs[fold] = run(one)
+    for fold in range(cfg.cv.folds):
+        one = copy.deepcopy(cfg)
+        one.cv.folds, one.cv.refit, one.push_to_hub = None, False, False
+        one.output_dir = str(out / f"fold_{fold}")
+        runs[fold] = run(one, select_splits=splitter.fold(fold))
     summary = summarize(runs)
     refit = None
-    if cfg.cv.refit:  # all of train; no rows are left to validate on, so no evaluation during training
-        everything = str(data_dir / "train_all.parquet")
-        one = _on_files(cfg, FilesConfig(train=everything, validation=everything, test=test), out)
+    if cfg.cv.refit:  # no rows are left to validate on, so nothing is evaluated during training
+        one = copy.deepcopy(cfg)
+        one.cv.folds, one.cv.refit = None, False
         one.train = {**one.train, "eval_strategy": "no", "save_strategy": "no", "load_best_model_at_end": False}
         one.early_stopping_patience = None
-        refit = {key: v for key, v in run(one).items() if not key.startswith("eval_")}  # eval_: its training rows
-    if state.is_main_process:
-        write_text_atomic(out / "metrics_summary.md", summary_table(summary, list(range(k)), "folds"))
-        result = {"folds": k, "metrics": summary, "refit": refit}
+        # its eval_ figures are on its own training rows: left out
+        refit = {k: v for k, v in run(one, select_splits=splitter.everything).items() if not k.startswith("eval_")}
+    if PartialState().is_main_process:
+        write_text_atomic(
+            out / "folds.json", json.dumps({"folds": cfg.cv.folds, "seed": cfg.seed, "fold_of_row": splitter.folds})
+        )
+        write_text_atomic(out / "metrics_summary.md", summary_table(summary, list(range(cfg.cv.folds)), "folds"))
+        result = {"folds": cfg.cv.folds, "metrics": summary, "refit": refit}
         write_text_atomic(out / "metrics_summary.json", json.dumps(result, indent=2))
     return summary

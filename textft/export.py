@@ -131,20 +131,39 @@ def _logits_module(model, names: list[str]):
     return TextLogits().eval()
 
 
-def parity_input(s: ExportConfig, recipe) -> str:
-    """The file of real rows to compare on: input=, else the run's test, validation or train file."""
+def parity_input(s: ExportConfig, run_dir: Path) -> str:
+    """The file of real rows to compare on: input=, else the run's test, validation or train file (its recipe.yaml)."""
     if s.input:
         return s.input
-    files = recipe.data.files if recipe else None
-    for path in (files.test, files.validation, files.train) if files else ():
-        if path and Path(path).is_file():
-            return path
+    if (run_dir / "recipe.yaml").is_file():
+        from textft.config import load_recipe
+
+        files = load_recipe(str(run_dir / "recipe.yaml")).data.files
+        for path in (files.test, files.validation, files.train):
+            if path and Path(path).is_file():
+                return path
     raise TextftError("input: the run's recipe names no local data file to check parity on; pass input=FILE")
+
+
+def compare(problem, torch_logits, onnx_logits) -> tuple[int, float]:
+    """(rows with the same decisions, the largest difference of a decoded number: probability, or value for
+    regression), both sides decoded by the run's problem type as textft-predict decodes them."""
+    import numpy as np
+
+    ours, theirs = problem.decode(torch_logits, ""), problem.decode(onnx_logits, "")
+    same = np.ones(len(torch_logits), dtype=bool)
+    diff = 0.0
+    for name, values in ours.items():
+        a, b = np.asarray(values), np.asarray(theirs[name])
+        if a.dtype.kind == "f":
+            diff = max(diff, float(np.abs(a - b).max(initial=0.0)))
+        else:
+            same &= np.asarray([x == y for x, y in zip(a, b, strict=True)], dtype=bool)
+    return int(same.sum()), diff
 
 
 def export(s: ExportConfig) -> dict:
     """Export s.model to ONNX in s.out, check parity on real rows, write export_report.json; return the report."""
-    import numpy as np
     import torch
 
     from textft.predict import (
@@ -153,7 +172,8 @@ def export(s: ExportConfig) -> dict:
         load_classifier,
         read_chunks,
         resolve_settings,
-        run_recipe,
+        run_info,
+        run_problem,
         score_rows,
     )
 
@@ -165,12 +185,12 @@ def export(s: ExportConfig) -> dict:
     if s.rows < 1 or s.batch_size < 1:
         raise TextftError(f"rows={s.rows} and batch_size={s.batch_size} must be positive")
     out = Path(s.out) if s.out else run_dir / "onnx"
-    recipe = run_recipe(run_dir)
-    task = recipe.task if recipe else "text"
+    info = run_info(run_dir)
     settings = PredictConfig(model=str(run_dir), input="", output="", device="cpu", dtype="float32", progress=False)
-    model, processor = load_classifier(run_dir, task, settings)
-    settings, task = resolve_settings(settings, recipe, processor)
-    settings.input, settings.chunk_size, settings.batch_size = parity_input(s, recipe), s.rows, s.batch_size
+    model, processor = load_classifier(run_dir, info.get("task", "text"), settings)
+    settings, task = resolve_settings(settings, info, processor)
+    problem = run_problem(info, model.config)
+    settings.input, settings.chunk_size, settings.batch_size = parity_input(s, run_dir), s.rows, s.batch_size
     rows = next(read_chunks(settings, task))
     if len(rows) == 0:
         raise TextftError(f"input: {settings.input} has no rows to check parity on")
@@ -207,14 +227,13 @@ def export(s: ExportConfig) -> dict:
 
     # 2. parity: the same rows through textft-predict's scoring, PyTorch and ONNX Runtime
     started = time.perf_counter()
-    torch_probs = score_rows(rows, inputs, model, settings)
+    torch_logits = score_rows(rows, inputs, model, settings)
     torch_seconds = time.perf_counter() - started
     onnx_model = OnnxClassifier(staging)
     started = time.perf_counter()
-    onnx_probs = score_rows(rows, inputs, onnx_model, settings)
+    onnx_logits = score_rows(rows, inputs, onnx_model, settings)
     onnx_seconds = time.perf_counter() - started
-    same = int((torch_probs.argmax(1) == onnx_probs.argmax(1)).sum())
-    diff = float(np.abs(torch_probs - onnx_probs).max())
+    same, diff = compare(problem, torch_logits, onnx_logits)
     import onnx
     import onnxruntime
 
@@ -223,10 +242,11 @@ def export(s: ExportConfig) -> dict:
         "onnx": str(out / "model.onnx"),
         "opset": onnx.load(str(staging / "model.onnx"), load_external_data=False).opset_import[0].version,
         "inputs": names,
+        "problem_type": problem.name,
         "parity_input": settings.input,
         "rows": len(rows),
         "same_label_rows": same,
-        "max_prob_diff": diff,
+        "max_prob_diff": diff,  # regression: the largest difference of the predicted value
         "export_seconds": round(export_seconds, 1),
         "torch_seconds": round(torch_seconds, 3),
         "onnxruntime_seconds": round(onnx_seconds, 3),

@@ -134,6 +134,12 @@ def as_overrides(params: dict[str, Any]) -> list[str]:
     return [f"{key}={json.dumps(value)}" for key, value in params.items()]
 
 
+def without_test(splits, problem):
+    """A trial sees train and validation only: the test split waits for the final run of best_recipe.yaml."""
+    splits.pop("test", None)
+    return splits
+
+
 def pruning_callback(trial, metric: str):
     """A TrainerCallback that reports each evaluation's `metric` to the trial (step = the evaluation's number, which
     lines up across trials of different batch sizes) and stops a trial the pruner says to stop."""
@@ -242,7 +248,10 @@ def search(cfg: RecipeConfig) -> dict:
     params = parse_space(cfg.search.space)
     if not params:
         raise TextftError("search.space is empty; add keys to search, e.g. train.learning_rate: {type: log, ...}")
-    metric, greater = best_metric(cfg)
+    from textft.data import load_splits
+
+    _, problem = load_splits(cfg)  # the problem type (resolved into cfg) says which metric and which direction
+    metric, greater = best_metric(cfg, problem)
     search_dir = Path(cfg.output_dir) / "search"
     search_dir.mkdir(parents=True, exist_ok=True)
 
@@ -269,7 +278,7 @@ def search(cfg: RecipeConfig) -> dict:
         one = load_recipe(str(base), [*as_overrides(values), f"output_dir={trial_dir}", *TRIAL_OVERRIDES])
         log.info("trial %d: %s", trial.number, values)
         try:
-            metrics = run(one, callbacks=[pruning_callback(trial, metric)], use_test=False)
+            metrics = run(one, callbacks=[pruning_callback(trial, metric)], select_splits=without_test)
         finally:
             if not cfg.search.keep_models:
                 _drop_weights(trial_dir)
