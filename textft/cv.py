@@ -67,7 +67,7 @@ class FoldSplits:
     """train.run's `select_splits`: train+validation rows cut by fold (computed once, on the first run's data)."""
 
     def __init__(self, cfg: RecipeConfig) -> None:
-        self.k, self.seed = cfg.cv.folds, cfg.seed
+        self.k, self.seed = cfg.cv.folds, cfg.data.split_seed  # a data split, like the carved ones
         self.folds: list[int] | None = None
 
     def rows(self, splits):
@@ -118,7 +118,8 @@ def run_cv(cfg: RecipeConfig, run: Callable[..., dict]) -> dict[str, dict]:
         refit = {k: v for k, v in run(one, select_splits=splitter.everything).items() if not k.startswith("eval_")}
     if PartialState().is_main_process:
         write_text_atomic(
-            out / "folds.json", json.dumps({"folds": cfg.cv.folds, "seed": cfg.seed, "fold_of_row": splitter.folds})
+            out / "folds.json",
+            json.dumps({"folds": cfg.cv.folds, "split_seed": cfg.data.split_seed, "fold_of_row": splitter.folds}),
         )
         write_text_atomic(out / "metrics_summary.md", summary_table(summary, list(range(cfg.cv.folds)), "folds"))
         result = {"folds": cfg.cv.folds, "metrics": summary, "refit": refit}
