@@ -134,3 +134,55 @@ def full_run(trained_run) -> Path:
 @pytest.fixture(scope="session")
 def lora_run(trained_run) -> Path:
     return trained_run("lora")
+
+
+# a tiny ViT from scratch on coloured squares (red vs blue): the image side of the experiment tools' tests
+TINY_VIT_CONFIG = {
+    "image_size": 16,
+    "patch_size": 4,
+    "num_channels": 3,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 37,
+}
+
+
+@pytest.fixture(scope="session")
+def square_image_files(tmp_path_factory) -> dict[str, str]:
+    """train.csv / test.csv with an `image` column of PNG paths and a red/blue `label`."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("squares")
+    rng = random.Random(0)
+    colours = {"blue": (20, 30, 160), "red": (250, 80, 60)}
+    files = {}
+    for split, n in (("train", 24), ("test", 8)):
+        rows = []
+        for i in range(n):
+            label = list(colours)[i % 2]
+            pixel = tuple(min(255, max(0, c + rng.randint(-25, 25))) for c in colours[label])
+            path = root / f"{split}_{i}.png"
+            Image.new("RGB", (20, 20), pixel).save(path)
+            rows.append({"image": str(path), "label": label})
+        files[split] = str(write_csv(root / f"{split}.csv", rows))
+    return files
+
+
+def tiny_vit_recipe(files: dict[str, str], output_dir: Path, tmp: Path) -> Path:
+    """A recipe file: the tiny ViT trained from scratch on the squares, a few seconds."""
+    import json
+
+    recipe = tmp / "tiny_vit.yaml"
+    recipe.write_text(
+        json.dumps(
+            {
+                "task": "image",
+                "model": {"name_or_path": "vit", "init": "scratch", "config": TINY_VIT_CONFIG},
+                "data": {"files": {"train": files["train"], "test": files["test"]}, "val_split": 0.25},
+                "train": {"num_train_epochs": 2, "learning_rate": 3e-3, "per_device_train_batch_size": 6},
+                "output_dir": str(output_dir),
+            }
+        )
+    )
+    return recipe

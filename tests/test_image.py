@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_VIT_CONFIG
 from PIL import Image
 
 from textft.config import TextftError, load_recipe, parse_settings
@@ -19,15 +20,7 @@ from textft.modes import apply_mode
 from textft.train import main, save_model
 
 SIZE = 16
-TINY_VIT = {
-    "image_size": SIZE,
-    "patch_size": 4,
-    "num_channels": 3,
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 37,
-}
+TINY_VIT = TINY_VIT_CONFIG  # image_size SIZE
 # red-ish vs blue-ish squares, stored in mixed modes (RGB, grayscale, RGBA, palette) like a scraped folder
 COLORS = {"blue": (20, 30, 160), "red": (250, 80, 60)}  # apart in luminance too (grayscale copies)
 MODES = ["RGB", "L", "RGBA", "P"]

@@ -117,6 +117,24 @@ class HubConfig:
 
 
 @dataclass
+class SearchConfig:  # textft-search: an Optuna study over recipe keys
+    n_trials: int = 20  # trials in all (a resumed search runs the rest)
+    timeout: float | None = None  # seconds; stop starting new trials after this
+    pruner: str = "median"  # median: stop a trial below the median of earlier ones at the same evaluation | none
+    startup_trials: int = 3  # trials that run to the end before the pruner may stop any
+    keep_models: bool = False  # keep each trial's weights and checkpoints (default: only metrics, recipe and plots)
+    # recipe key -> {type: float|int|log|choice, low, high, (step), values}, e.g.
+    # train.learning_rate: {type: log, low: 1.0e-5, high: 1.0e-3}; lora.r: {type: choice, values: [4, 8, 16]}
+    space: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CvConfig:  # k-fold cross-validation over the train split
+    folds: int | None = None  # K: one run per stratified fold into output_dir/fold_N, and metrics_summary.json
+    refit: bool = False  # then train on all of train (no held-out rows) into output_dir itself
+
+
+@dataclass
 class RecipeConfig:
     task: str = "text"  # text | image
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -135,6 +153,8 @@ class RecipeConfig:
     name: str = "recipe"  # set from the recipe file name; used in output_dir and the model card
     push_to_hub: bool = False  # push the run to hub.repo_id at the end of training (textft-push does the same by hand)
     hub: HubConfig = field(default_factory=HubConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    cv: CvConfig = field(default_factory=CvConfig)
 
 
 # textft's defaults for TrainingArguments; a recipe's `train:` section overrides any of them.
@@ -344,6 +364,37 @@ def _check_toolbox(cfg: RecipeConfig) -> None:
         raise RecipeError(f"recipe key 'mlm.probability' is {cfg.mlm.probability}; give a fraction in (0, 1)")
 
 
+def _check_experiments(cfg: RecipeConfig) -> None:
+    """search / cv values (the search space itself is checked by textft.search when a search starts)."""
+    folds = cfg.cv.folds
+    if folds is not None and folds < 2:
+        raise RecipeError(f"recipe key 'cv.folds' is {folds}; give 2 or more folds (or null for no cross-validation)")
+    if cfg.cv.refit and folds is None:
+        raise RecipeError("recipe key 'cv.refit' is true but 'cv.folds' is not set; set cv.folds=K")
+    if folds is not None and cfg.seeds:
+        raise RecipeError(
+            "recipe keys 'cv.folds' and 'seeds' are both set; choose one (folds vary the data, seeds the run)"
+        )
+    if folds is not None and cfg.push_to_hub and not cfg.cv.refit:
+        raise RecipeError("recipe key 'push_to_hub' with 'cv.folds' pushes the refit model; set cv.refit=true")
+    if cfg.search.n_trials < 1:
+        raise RecipeError(f"recipe key 'search.n_trials' is {cfg.search.n_trials}; give 1 or more")
+    if cfg.search.pruner not in ("median", "none"):
+        raise RecipeError(f"recipe key 'search.pruner' is '{cfg.search.pruner}'; choose one of: median, none")
+    if cfg.search.startup_trials < 0:
+        raise RecipeError(f"recipe key 'search.startup_trials' is {cfg.search.startup_trials}; give 0 or more")
+
+
+def best_metric(cfg: RecipeConfig, problem) -> tuple[str, bool]:
+    """(metric_for_best_model without its eval_ prefix, greater_is_better): what picks the best checkpoint and what
+    textft-search optimises. The recipe's train.metric_for_best_model, else the problem type's (`problem`: a
+    textft.problems object); the recipe's train.greater_is_better, else the problem's answer for that metric (the
+    Trainer itself guesses True for every name not ending in "loss", rmse included)."""
+    name = str(cfg.train.get("metric_for_best_model") or problem.best_metric).removeprefix("eval_")
+    greater = cfg.train.get("greater_is_better")
+    return name, bool(problem.greater_is_better(name) if greater is None else greater)
+
+
 def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> RecipeConfig:
     """Recipe file (+ its bases) + dotted overrides -> a validated RecipeConfig object."""
     raw = _read_recipe(name_or_path)
@@ -380,6 +431,7 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe
     _check_train_keys(obj.train)
     _check_values(obj)
     _check_toolbox(obj)
+    _check_experiments(obj)
     return obj
 
 

@@ -450,6 +450,10 @@ def load_classifier(model_dir: Path, task: str, s: PredictConfig):
     from accelerate import PartialState
 
     device = s.device if s.device != "auto" else str(PartialState().device)  # one device per process under accelerate
+    if (model_dir / "model.onnx").is_file():  # a textft-export folder: ONNX Runtime runs it
+        from textft.export import load_onnx_classifier
+
+        return load_onnx_classifier(model_dir, auto_processor, device)
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if s.dtype == "auto":
         on_gpu = device.startswith("cuda")

@@ -22,9 +22,9 @@ def summarize(runs: dict[int, dict[str, float]]) -> dict[str, dict]:
     return summary
 
 
-def summary_table(summary: dict[str, dict], seeds: list[int]) -> str:
+def summary_table(summary: dict[str, dict], runs: list[int], what: str = "seeds") -> str:
     rows = [f"| {name} | {s['mean']:.4f} +- {s['std']:.4f} |" for name, s in summary.items()]
-    return "\n".join([f"| metric (seeds {', '.join(map(str, seeds))}) | mean +- std |", "|---|---|", *rows]) + "\n"
+    return "\n".join([f"| metric ({what} {', '.join(map(str, runs))}) | mean +- std |", "|---|---|", *rows]) + "\n"
 
 
 def run_seeds(cfg: RecipeConfig, run: Callable[[RecipeConfig], dict]) -> dict[str, dict]:

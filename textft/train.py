@@ -24,6 +24,7 @@ from textft.config import (
     RecipeConfig,
     TextftError,
     available_recipes,
+    best_metric,
     load_recipe,
     split_argv,
     to_yaml,
@@ -82,8 +83,10 @@ def publish(staging: Path, output_dir: Path) -> None:
     staging.rmdir()
 
 
-def run(cfg: RecipeConfig) -> dict:
-    """Train and evaluate one recipe; return the metrics written to output_dir/metrics.json."""
+def run(cfg: RecipeConfig, callbacks: list | None = None, select_splits: Callable | None = None) -> dict:
+    """Train and evaluate one recipe; return the metrics written to output_dir/metrics.json. For the experiment tools:
+    `callbacks`, more Trainer callbacks (a search's pruning); `select_splits(splits, problem) -> splits`, applied to the
+    loaded splits (textft.search drops test, textft.cv picks a fold)."""
     from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 
     from textft.console import use_numeric_progress
@@ -92,6 +95,8 @@ def run(cfg: RecipeConfig) -> dict:
     from textft.model import build_model, check_training_options, load_processor, prepare_tokenizer_and_config
     from textft.modes import apply_mode, count_parameters
     from textft.optim import GradualUnfreezing, build_optimizer, needs_optimizer, unfreeze_enabled
+    from textft.plots import save_learning_curves
+    from textft.trackers import add_recipe_logging
     from textft.trainer import TextftTrainer
 
     output_dir = Path(cfg.output_dir)
@@ -107,6 +112,8 @@ def run(cfg: RecipeConfig) -> dict:
     with args.main_process_first(desc="loading and tokenizing data"):
         splits, problem = load_splits(cfg)
         splits, leakage = remove_shared_rows(splits, cfg)  # train rows also held out: counted, removed (data.dedup)
+        if select_splits is not None:  # search trials drop the test split; cross-validation picks a fold's rows
+            splits = select_splits(splits, problem)
         if problem.name == "single_label":
             check_every_class_trains(splits["train"], problem.label_names, cfg.data.files.train or cfg.data.dataset)
         # from the stored labels: once images are encoded on the fly, reading a column would encode every image
@@ -131,7 +138,8 @@ def run(cfg: RecipeConfig) -> dict:
     trainable, total = count_parameters(model)
 
     # 3. train with the HF Trainer and the problem's loss; the best checkpoint by metric_for_best_model is reloaded
-    callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
+    callbacks = list(callbacks or [])
+    callbacks += [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
     if unfreeze_enabled(cfg.unfreeze):  # freezes the body now; unfreezes it stage by stage during training
         callbacks.append(GradualUnfreezing(model, cfg.unfreeze))
     trainer = TextftTrainer(
@@ -147,6 +155,7 @@ def run(cfg: RecipeConfig) -> dict:
         compute_loss_func=loss,
     )
     use_numeric_progress(trainer)  # logs {'loss': 1.546}, not transformers 5's {'loss': '1.546'}
+    add_recipe_logging(trainer, cfg)  # train.report_to=tensorboard|trackio: the recipe as the tracked run's config
     if needs_optimizer(cfg):  # per-group learning rates (head_lr, layer_decay); every parameter, frozen ones too
         trainer.optimizer = build_optimizer(trainer, cfg.optim)
     result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg, checkpoints))
@@ -178,6 +187,7 @@ def run(cfg: RecipeConfig) -> dict:
         problem.save(staging)
         split = "test" if "test" in outputs else "validation"
         problem.report(*outputs[split], staging, f"{cfg.name}: {split}")
+        save_learning_curves(trainer.state.log_history, staging / "learning_curves.png", cfg.name)
         publish(staging, output_dir)
         write_text_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
         log.info("saved to %s: %s", output_dir, summary(metrics, problem.summary_metrics))
@@ -192,10 +202,7 @@ def run(cfg: RecipeConfig) -> dict:
 def select_best_metric(args, cfg: RecipeConfig, problem) -> None:
     """metric_for_best_model: the recipe's, else the problem type's; greater_is_better set explicitly (the Trainer
     guesses True for every name not ending in "loss", rmse included)."""
-    metric = cfg.train.get("metric_for_best_model") or problem.best_metric
-    args.metric_for_best_model = metric
-    if cfg.train.get("greater_is_better") is None:
-        args.greater_is_better = problem.greater_is_better(metric)
+    args.metric_for_best_model, args.greater_is_better = best_metric(cfg, problem)
 
 
 def inference_info(cfg: RecipeConfig, problem) -> dict:
@@ -286,7 +293,11 @@ def recipe_command(
 
 
 def run_recipe(cfg: RecipeConfig) -> dict:
-    """One run, or one per seed (`seeds: [...]`) with their mean metrics."""
+    """One run, one per seed (`seeds: [...]`) or one per fold (`cv.folds: K`), with their mean metrics."""
+    if cfg.cv.folds:
+        from textft.cv import run_cv
+
+        return {k: s["mean"] for k, s in run_cv(cfg, run).items()}
     if not cfg.seeds:
         return run(cfg)
     from textft.seeds import run_seeds
