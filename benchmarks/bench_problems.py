@@ -4,7 +4,7 @@
     python benchmarks/bench_problems.py --baselines    # the sklearn baselines only (seconds), same files
     python benchmarks/bench_problems.py --quick        # a smoke run of the textft half (tiny budget; not for the table)
     python benchmarks/bench_problems.py --table        # re-render problems.md from problems.json
-    python benchmarks/bench_problems.py --reuse-baselines  # textft rows only; baselines from the last problems.json
+    python benchmarks/bench_problems.py --reuse-baselines [--only=RECIPE] [key=value ...]  # rerun textft rows only
 
 Data: `python -m textft.assets bbc_multilabel bbc_regression` (run here when missing): 1,200 train / 400 test rows each,
 built from disjoint BBC articles (see textft/assets.py). Both sides read the same train.jsonl/test.jsonl.
@@ -217,13 +217,17 @@ def main() -> None:
     quick = "--quick" in sys.argv
     path = RESULTS.with_name("problems_quick.json") if quick else RESULTS
     overrides = BUDGET + (QUICK if quick else [])
-    results: dict = {"budget": overrides, "machine": machine(), "load_avg_start": os.getloadavg(), "rows": []}
+    results: dict = {"budget": list(overrides), "machine": machine(), "load_avg_start": os.getloadavg(), "rows": []}
     data = {name: read_set(name) for name in SETS}
     results["data"] = {name: {s: len(rows) for s, rows in d.items()} for name, d in data.items()}
-    if "--reuse-baselines" in sys.argv:  # the baseline rows of the last problems.json (same script, same data)
+    only = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--only=")]
+    rows = [row for row in TEXTFT_ROWS if not only or row[2] in only]
+    overrides += [a for a in sys.argv[1:] if not a.startswith("--")]  # key=value: added to BUDGET for these rows
+    if "--reuse-baselines" in sys.argv:  # keep the last problems.json's rows (same script, same data) but the reruns
         earlier = json.loads(RESULTS.read_text())
-        results["rows"] = [row for row in earlier["rows"] if "recipe" not in row]
-        results["earlier"] = earlier.get("earlier", []) + [r for r in earlier["rows"] if "recipe" in r]
+        rerun = {recipe for _, _, recipe in rows}
+        results["rows"] = [row for row in earlier["rows"] if row.get("recipe") not in rerun]
+        results["earlier"] = earlier.get("earlier", []) + [r for r in earlier["rows"] if r.get("recipe") in rerun]
     elif not quick:  # the smoke run checks the textft half (--baselines runs the other)
         results["rows"].append({"problem": "multilabel", **multilabel_baseline(data["multilabel"])})
         results["rows"].append({"problem": "regression", **regression_baseline(data["regression"])})
@@ -231,7 +235,7 @@ def main() -> None:
     if "--baselines" in sys.argv:
         return
     work = Path("/tmp/textft_bench_problems" + ("_quick" if quick else ""))
-    for problem, label, recipe in TEXTFT_ROWS:
+    for problem, label, recipe in rows:
         results["rows"].append({"problem": problem, "label": label, **textft_row(recipe, overrides, work)})
         save(path, results)
 
@@ -312,6 +316,9 @@ def table(results: dict) -> str:
             + ", ".join(f"{k} {m[k]:.3f}" for k in keys if k in m)
             + f" ({row['wall_s']:.0f} s).",
         ]
+    for row in results["rows"]:
+        if "recipe" in row and row["overrides"] != results["budget"]:
+            lines += ["", f"{row['label']} on {row['problem']} ran with `{' '.join(row['overrides'])}`."]
     lines += [
         "",
         f"textft budget: the recipes as bundled plus `{' '.join(results['budget'])}`. Baseline seconds are the whole "
