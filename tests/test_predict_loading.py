@@ -21,26 +21,22 @@ def test_a_retrained_model_starts_over_instead_of_resuming_the_old_models_parts(
     model_dir = tmp_path / "run"
     shutil.copytree(full_run, model_dir)
     inp = write_csv(tmp_path / "in.csv", [{"text": t} for t in texts])
-    real_score = predict_module.score_rows
-    calls = []
+    real_assemble = predict_module._assemble
 
-    def crash_on_third_chunk(rows, *args, **kwargs):
-        calls.append(int(rows.index[0]))
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real_score(rows, *args, **kwargs)
+    def killed_before_assembling(*args, **kwargs):
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(predict_module, "score_rows", crash_on_third_chunk)
+    monkeypatch.setattr(predict_module, "_assemble", killed_before_assembling)  # every chunk scored, no output yet
     with pytest.raises(KeyboardInterrupt):
         run_predict(model_dir, inp, tmp_path / "out.csv", chunk_size=10)
-    assert len(list((tmp_path / ".out.csv.parts").glob("part-*.parquet"))) == 2
+    assert len(list((tmp_path / ".out.csv.parts").glob("part-*.parquet"))) == 5
 
     # the same run directory, retrained: other weights under the same path
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
     with torch.no_grad():
         model.classifier.weight.mul_(-3.0)
     model.save_pretrained(model_dir)
-    monkeypatch.setattr(predict_module, "score_rows", real_score)
+    monkeypatch.setattr(predict_module, "_assemble", real_assemble)
     summary = run_predict(model_dir, inp, tmp_path / "out.csv", chunk_size=10)
     assert summary["scored_now"] == len(texts)
     result = read(tmp_path / "out.csv")
