@@ -147,6 +147,7 @@ def run(cfg: RecipeConfig) -> dict:
     # 4. evaluate the best model on validation and, when there is one, the test split
     metrics = {k: v for k, v in result.metrics.items() if k.startswith("train_") or k == "epoch"}
     metrics.update(trainable_params=trainable, total_params=total)
+    metrics["precision"] = {"bf16": "bf16", "fp16": "fp16"}.get(args.mixed_precision, "fp32")  # textft.device
     reports = {}
     for split, prefix in (("validation", "eval"), ("test", "test")):
         if split in splits:
