@@ -41,7 +41,7 @@ from textft.predict import (  # noqa: E402
     load_classifier,
     predict,
     resolve_settings,
-    run_recipe,
+    run_info,
     score_rows,
     text_inputs,
 )
@@ -113,15 +113,17 @@ class TextftScorer:
         ]
         settings = parse_settings(PredictConfig, [*pairs, f"dtype={dtype}"], "bench")
         self.model, tokenizer = load_classifier(run_dir, "text", settings)
-        self.settings, _ = resolve_settings(settings, run_recipe(run_dir), tokenizer)
+        self.settings, _ = resolve_settings(settings, run_info(run_dir), tokenizer)
         self.inputs = text_inputs(tokenizer, self.settings)
         config = self.model.config
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
 
     def __call__(self, texts: list[str]) -> tuple[float, np.ndarray, list[str]]:
         start = time.perf_counter()
-        probs = score_rows(pd.DataFrame({"text": texts}), self.inputs, self.model, self.settings)
+        logits = score_rows(pd.DataFrame({"text": texts}), self.inputs, self.model, self.settings)
         seconds = time.perf_counter() - start
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)  # single-label: softmax, as the problem type decodes it
         return seconds, probs, [self.labels[i] for i in probs.argmax(1)]
 
 

@@ -8,7 +8,8 @@ import pytest
 from conftest import write_csv
 
 from textft.config import TextftError, load_recipe
-from textft.data import cut_tokens, load_splits, text_encoder
+from textft.data import load_splits
+from textft.text import cut_tokens, text_encoder
 
 
 def recipe(files: dict, *overrides: str):
@@ -23,7 +24,8 @@ def rows(labels, texts=None):
 
 def test_string_labels_become_a_classlabel_with_sorted_names_and_stratified_validation(tmp_path):
     train = write_csv(tmp_path / "train.csv", rows(["pos", "neg", "neutral"] * 20))
-    splits, names = load_splits(recipe({"train": train}, "data.val_split=0.25"))
+    splits, problem = load_splits(recipe({"train": train}, "data.val_split=0.25"))
+    names = problem.label_names
     assert names == ["neg", "neutral", "pos"]
     assert splits["train"].features["label"].names == names
     assert len(splits["validation"]) == 15 and sorted(set(splits["validation"]["label"])) == [0, 1, 2]
@@ -31,12 +33,15 @@ def test_string_labels_become_a_classlabel_with_sorted_names_and_stratified_vali
 
 def test_integer_labels_keep_their_index_or_take_label_names(tmp_path):
     train = write_csv(tmp_path / "train.csv", rows([0, 1] * 10))
-    _, names = load_splits(recipe({"train": train}))
+    _, problem = load_splits(recipe({"train": train}))
+    names = problem.label_names
     assert names == ["0", "1"]
-    _, names = load_splits(recipe({"train": train}, "data.label_names=[negative,positive]"))
+    _, problem = load_splits(recipe({"train": train}, "data.label_names=[negative,positive]"))
+    names = problem.label_names
     assert names == ["negative", "positive"]
     stars = write_csv(tmp_path / "stars.csv", rows([1, 3, 5] * 10))
-    splits, names = load_splits(recipe({"train": stars}))
+    splits, problem = load_splits(recipe({"train": stars}))
+    names = problem.label_names
     assert names == ["1", "3", "5"] and set(splits["train"]["label"]) == {0, 1, 2}
 
 
@@ -47,7 +52,8 @@ def test_jsonl_and_parquet_files_and_a_test_split(tmp_path):
     train.write_text("\n".join(json.dumps(r) for r in rows(["a", "b"] * 10)), encoding="utf-8")
     test = tmp_path / "test.parquet"
     pd.DataFrame(rows(["b", "a"])).to_parquet(test)
-    splits, names = load_splits(recipe({"train": train, "test": test}))
+    splits, problem = load_splits(recipe({"train": train, "test": test}))
+    names = problem.label_names
     assert names == ["a", "b"] and splits["test"]["label"] == [1, 0]
 
 

@@ -175,7 +175,8 @@ def test_length_grouped_sampler_reads_the_stored_lengths(tmp_path, tiny_bert, bb
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    from textft.data import load_splits, padding_collator, tokenize_splits
+    from textft.data import load_splits
+    from textft.text import padding_collator, tokenize_splits
 
     cfg = recipe_with(tmp_path, tiny_bert, bbc_files)
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
@@ -199,7 +200,7 @@ def test_length_grouped_sampler_reads_the_stored_lengths(tmp_path, tiny_bert, bb
 def test_head_tail_keeps_the_first_128_and_last_382_tokens_at_max_length_512():
     from transformers import AutoTokenizer
 
-    from textft.data import text_encoder
+    from textft.text import text_encoder
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
     text = " ".join(text for text, _ in bbc_articles()[:3])  # ~1,500 tokens

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from textft.config import TextftError, load_recipe
+from textft.config import TextftError, load_recipe, parse_settings
 from textft.data import load_splits, prepare_splits
 from textft.images import image_encoder, image_files, image_rows, open_image, random_resized_crop, to_rgb
 from textft.model import build_model, load_processor
@@ -122,7 +122,8 @@ def test_transfer_from_a_checkpoint_through_the_cli(tiny_vit, image_folder, tmp_
 def test_unreadable_images_are_skipped_with_a_count(tiny_vit, image_folder, caplog):
     cfg = _cfg(tiny_vit, image_folder)
     with caplog.at_level(logging.WARNING, logger="textft"):
-        splits, names = load_splits(cfg)
+        splits, problem = load_splits(cfg)
+        names = problem.label_names
     assert names == ["blue", "red"]
     assert sum(len(s) for s in splits.values()) == 48
     assert "skipped 1 of 49 rows" in caplog.text and "broken.png" in caplog.text
@@ -172,7 +173,8 @@ def test_parquet_bytes_and_csv_paths_read_as_images(tiny_vit, image_folder, tmp_
             f"data.image_column={column}",
             "data.label_column=y",
         )
-        splits, names = load_splits(cfg)
+        splits, problem = load_splits(cfg)
+        names = problem.label_names
         assert names == ["blue", "red"] and sum(len(s) for s in splits.values()) == len(paths)
 
 
@@ -183,7 +185,8 @@ def _changed(before: dict, model: torch.nn.Module) -> set[str]:
 @pytest.mark.parametrize("mode", ["full", "freeze_embeddings", "head_only"])
 def test_each_mode_trains_exactly_its_parameters(tiny_vit, image_folder, mode):
     cfg = _cfg(tiny_vit, image_folder)
-    splits, names = load_splits(cfg)
+    splits, problem = load_splits(cfg)
+    names = problem.label_names
     batch = prepare_splits(splits, load_processor(cfg), cfg)["train"][:8]
     model = apply_mode(build_model(cfg, names), mode)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -206,7 +209,8 @@ def test_lora_trains_adapters_and_head_and_merged_reload_predicts_the_same(tiny_
     from transformers import AutoModelForImageClassification
 
     cfg = _cfg(tiny_vit, image_folder, "mode=lora")
-    splits, names = load_splits(cfg)
+    splits, problem = load_splits(cfg)
+    names = problem.label_names
     processor = load_processor(cfg)
     batch = prepare_splits(splits, processor, cfg)["validation"][:8]
     model = apply_mode(build_model(cfg, names), "lora", cfg.lora)
@@ -293,3 +297,40 @@ def test_predict_scores_a_folder_of_images_and_a_list_of_paths(tiny_vit, image_f
         predict.main([f"model={tiny_vit}", f"input={image_folder}", f"output={tmp_path / 'bad.csv'}", "progress=false"])
     assert "broken.png could not be read" in capsys.readouterr().err
     assert not (tmp_path / "bad.csv").exists()
+
+
+def test_multi_label_images_from_a_list_column_train_and_predict(tmp_path):
+    """Each image may hold a red top half and/or a blue bottom half; its labels are the colours present."""
+    from textft.predict import PredictConfig, predict
+
+    rng = random.Random(0)
+    rows = []
+    for i in range(160):
+        labels = [c for c, on in (("red", i % 2), ("blue", (i // 2) % 2)) if on]
+        image = Image.new("RGB", (SIZE, SIZE), (128, 128, 128))
+        for name, box in (("red", (0, 0, SIZE, SIZE // 2)), ("blue", (0, SIZE // 2, SIZE, SIZE))):
+            if name in labels:
+                image.paste(tuple(min(255, max(0, c + rng.randint(-20, 20))) for c in COLORS[name]), box)
+        path = tmp_path / f"{i}.png"
+        image.save(path)
+        rows.append({"image": str(path), "labels": labels})
+    for split, part in (("train", rows[:120]), ("test", rows[120:])):
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
+    recipe = tmp_path / "multi.yaml"
+    recipe.write_text(json.dumps({
+        "task": "image",
+        "model": {"name_or_path": "vit", "init": "scratch", "config": TINY_VIT},
+        "data": {"files": {"train": str(tmp_path / "train.jsonl"), "test": str(tmp_path / "test.jsonl")},
+                 "label_column": "labels", "val_split": 0.2},
+        "train": {"num_train_epochs": 8, "learning_rate": 3e-3, "per_device_train_batch_size": 8},
+        "output_dir": str(tmp_path / "run"),
+    }))  # fmt: skip
+    main([f"recipe={recipe}"])
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["problem_type"] == "multi_label" and metrics["test_f1_micro"] >= 0.8, metrics
+    scored = tmp_path / "scored.jsonl"
+    predict(parse_settings(PredictConfig, [f"model={tmp_path / 'run'}", f"input={tmp_path / 'test.jsonl'}",
+                                           f"output={scored}", "progress=false"], "textft-predict"))  # fmt: skip
+    out = [json.loads(line) for line in scored.read_text().splitlines()]
+    hits = sum(sorted(r["pred_labels"]) == sorted(r["labels"]) for r in out)
+    assert hits / len(out) == pytest.approx(metrics["test_subset_accuracy"], abs=1e-6)

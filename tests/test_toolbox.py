@@ -28,8 +28,8 @@ from transformers import (
 )
 
 from textft.config import OptimConfig, RecipeError, TextftError, UnfreezeConfig, load_recipe
-from textft.loss import class_weights, weighted_loss
 from textft.optim import GradualUnfreezing, build_optimizer, param_groups
+from textft.problems.single_label import SingleLabel, cross_entropy_loss
 from textft.seeds import summarize
 
 WORDS = "market shares bank profit film actor music award election minister vote match goal team phone software".split()
@@ -202,6 +202,14 @@ def test_gradual_unfreezing_keeps_what_the_mode_froze_frozen():
 # ---- class weights ---------------------------------------------------------------------------------------------------
 
 
+def weighted_loss(weights: torch.Tensor, smoothing: float = 0.0):
+    return cross_entropy_loss(weights, smoothing)
+
+
+def class_weights(setting, labels: list[int], names: list[str]):
+    return SingleLabel(names).class_weights(setting, labels)
+
+
 def test_weighted_loss_equals_a_hand_computation():
     logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-0.5, 1.5, 0.0], [1.0, 1.0, 1.0]])
     labels = torch.tensor([0, 2, 1, 2])
@@ -236,10 +244,24 @@ def test_trainer_loss_is_the_weighted_loss(tmp_path, tokenizer):
 def test_class_weights_auto_balances_and_a_mapping_names_labels():
     auto = class_weights("auto", [0, 0, 0, 1], ["money", "sport"])
     assert auto.tolist() == pytest.approx([4 / (2 * 3), 4 / (2 * 1)])  # n / (classes * count)
-    assert class_weights({"sport": 3.0}, [0, 1], ["money", "sport"]).tolist() == [1.0, 3.0]
+    # a mapping is rescaled to mean weight 1 over the training examples: [1, 3] over labels [0, 1] -> mean 2
+    assert class_weights({"sport": 3.0}, [0, 1], ["money", "sport"]).tolist() == [0.5, 1.5]
     assert class_weights(None, [0, 1], ["money", "sport"]) is None
     with pytest.raises(TextftError, match="data.class_weights names label 'golf'"):
         class_weights({"golf": 2.0}, [0, 1], ["money", "sport"])
+    with pytest.raises(TextftError, match="class 'sport' has no training example"):
+        class_weights("auto", [0, 0], ["money", "sport"])
+
+
+def test_class_weights_and_label_smoothing_both_apply():
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-0.5, 1.5, 0.0]])
+    labels = torch.tensor([0, 2, 1])
+    weights = torch.tensor([1.0, 2.0, 0.5])
+    expected = torch.nn.functional.cross_entropy(logits, labels, weight=weights, label_smoothing=0.1, reduction="sum")
+    assert weighted_loss(weights, 0.1)({"logits": logits}, labels).item() == pytest.approx(expected.item() / 3)
+    assert weighted_loss(weights, 0.1)({"logits": logits}, labels).item() != pytest.approx(
+        weighted_loss(weights)({"logits": logits}, labels).item()
+    )
 
 
 # ---- seeds -----------------------------------------------------------------------------------------------------------

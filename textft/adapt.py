@@ -63,9 +63,9 @@ def run(cfg: RecipeConfig) -> dict:
         set_seed,
     )
 
-    from textft.data import text_encoder
     from textft.model import _load, load_processor
     from textft.optim import GradualUnfreezing, build_optimizer, needs_optimizer, unfreeze_enabled
+    from textft.text import text_encoder
 
     output_dir = Path(cfg.output_dir)
     train_kwargs = {k: v for k, v in train_arguments(cfg).items() if k != "resume_from_checkpoint"}

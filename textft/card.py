@@ -16,6 +16,22 @@ METRIC_NAMES = {
     "f1_weighted": "F1 (weighted)",
     "precision_macro": "Precision (macro)",
     "recall_macro": "Recall (macro)",
+    "f1_micro": "F1 (micro)",
+    "f1_samples": "F1 (samples)",
+    "subset_accuracy": "Subset accuracy",
+    "hamming_loss": "Hamming loss",
+    "roc_auc_macro": "ROC AUC (macro)",
+    "average_precision_macro": "Average precision (macro)",
+    "rmse": "RMSE",
+    "mae": "MAE",
+    "pearson": "Pearson",
+    "spearman": "Spearman",
+    "r2": "R2",
+}
+PROBLEM_TEXT = {
+    "single_label": "single-label classifier (one class per input; softmax)",
+    "multi_label": "multi-label classifier (any number of labels per input; sigmoid with per-label thresholds)",
+    "regression": "regression model (one number per input)",
 }
 VERSIONS = ("textft", "transformers", "torch", "peft", "accelerate", "datasets", "huggingface_hub")
 
@@ -25,9 +41,16 @@ TEMPLATE = """---
 
 # {{ title }}
 
-A {{ task_name }} classifier fine-tuned with textft from {{ base_link }}
-(`mode={{ mode }}`: {{ mode_text }}). Classes ({{ labels | length }}): {{ labels | join(", ") }}.
+A {{ task_name }} {{ problem_text }}, fine-tuned with textft from {{ base_link }}
+(`mode={{ mode }}`: {{ mode_text }}). {{ labels_text }}
+{% if thresholds %}
+Decision thresholds per label (tuned on the validation split to maximise each label's F1; `config.thresholds` holds
+them, and textft-predict applies them; the test figures below use them):
 
+| label | threshold |
+|---|---|
+{% for label, t in thresholds %}| {{ label }} | {{ t }} |
+{% endfor %}{% endif %}
 ## Training
 
 | | |
@@ -51,6 +74,7 @@ Hyper-parameters:
 {% for split, values in results %}| {{ split }} | {% for v in values %}{{ v }} | {% endfor %}
 {% endfor %}
 {% if confusion_matrix %}![confusion matrix](confusion_matrix.png)
+{% endif %}{% if scatter %}![predicted against true values](predicted_vs_true.png)
 {% endif %}
 ## Usage
 
@@ -64,7 +88,7 @@ Batch scoring of a file (csv, jsonl, parquet, txt) with textft: `textft-predict 
 
 - Evaluated only on the splits above; expect lower accuracy on text unlike the training data (other sources, topics, periods).
 - {{ length_text }}
-- Only the classes above can be predicted; probabilities are softmax outputs and are not calibrated.
+- {{ scores_text }}
 - Any bias of the base model and of the training data carries over.
 
 ## Library versions
@@ -111,8 +135,10 @@ def model_card(
     adapter_only: bool = False,
     license: str = "other",
     has_confusion_matrix: bool = True,
+    info: dict | None = None,
 ):
-    """A huggingface_hub ModelCard for a finished run (`card.save(folder / "README.md")`)."""
+    """A huggingface_hub ModelCard for a finished run (`card.save(folder / "README.md")`); `info` is the run's
+    inference.json (problem type, thresholds)."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     task = PIPELINE_TAGS[recipe.task]
@@ -182,6 +208,18 @@ def model_card(
         )
     else:
         input_text, length_text = f"column `{data.image_column}` (images)", "Images are resized by the image processor."
+    problem = (info or {}).get("problem_type", "single_label")
+    thresholds = (info or {}).get("thresholds") if problem == "multi_label" else None
+    labels_text = {
+        "single_label": f"Classes ({len(label_names)}): {', '.join(label_names)}.",
+        "multi_label": f"Labels ({len(label_names)}): {', '.join(label_names)}.",
+        "regression": f"Target: `{label_names[0] if label_names else 'value'}`.",
+    }[problem]
+    scores_text = {
+        "single_label": "Only the classes above can be predicted; probabilities are softmax outputs and are not calibrated.",
+        "multi_label": "Only the labels above can be predicted; scores are per-label sigmoid outputs, not calibrated.",
+        "regression": "Predictions are trained to the training targets' range; values far outside it are unreliable.",
+    }[problem]
     labels_py = "{" + ", ".join(f"{i}: {n!r}" for i, n in enumerate(label_names)) + "}"
     if adapter_only:
         base_ref = base or recipe.model.name_or_path
@@ -200,7 +238,13 @@ def model_card(
         usage = (
             "from transformers import pipeline\n\n"
             f'classifier = pipeline("{task}", model="{repo_id}")\n'
-            f'print(classifier("{example}", top_k=None))  # every class with its probability'
+            + {
+                "single_label": f'print(classifier("{example}", top_k=None))  # every class with its probability',
+                "multi_label": f'scores = classifier("{example}", top_k=None)  # sigmoid score per label\n'
+                "thresholds = classifier.model.config.thresholds  # tuned per label on validation\n"
+                'print([s["label"] for s in scores if s["score"] >= thresholds[s["label"]]])',
+                "regression": f'print(classifier("{example}", function_to_apply="none")[0]["score"])  # the value',
+            }[problem]
         )
     return ModelCard.from_template(
         card_data,
@@ -210,7 +254,10 @@ def model_card(
         base_link=f"[{base}](https://huggingface.co/{base})" if base else f"`{recipe.model.name_or_path}`",
         mode=recipe.mode,
         mode_text=mode_text,
-        labels=label_names,
+        labels_text=labels_text,
+        problem_text=PROBLEM_TEXT[problem],
+        thresholds=list(zip(label_names, thresholds, strict=True)) if thresholds else None,
+        scores_text=scores_text,
         trainable=f"{metrics['trainable_params']:,}" if "trainable_params" in metrics else "?",
         total=f"{metrics['total_params']:,}" if "total_params" in metrics else "?",
         data_text=data_text,
@@ -219,7 +266,8 @@ def model_card(
         hyperparameters=hyperparameters,
         metric_names=column_names,
         results=rows,
-        confusion_matrix=has_confusion_matrix,
+        confusion_matrix=has_confusion_matrix and problem == "single_label",
+        scatter=problem == "regression",
         usage=usage,
         repo_id=repo_id,
         length_text=length_text,

@@ -26,6 +26,7 @@ class RecipeError(TextftError):
 MODES = ("full", "freeze_embeddings", "head_only", "lora")
 TRUNCATIONS = ("head", "tail", "head_tail")
 TASKS = ("text", "image")
+PROBLEM_TYPES = ("auto", "single_label", "multi_label", "regression")
 
 
 @dataclass
@@ -52,17 +53,24 @@ class DataConfig:
     files: FilesConfig = field(default_factory=FilesConfig)
     text_column: Any = "text"  # a column name, or a list of two for sentence pairs
     label_column: str = "label"
+    problem_type: str = "auto"  # auto | single_label | multi_label | regression (auto: from the label column)
+    label_separator: str | None = None  # multi-label labels in one text column, e.g. "|" for "sport|tech"
+    label_columns: list[str] | None = None  # multi-label as one 0/1 column per label (the jigsaw layout)
+    thresholds: Any = "tune"  # multi-label decisions: tune (per label, on validation) | 0.5 | {label: threshold}
     image_column: str = "image"  # task=image
     label_names: list[str] | None = None  # names for integer labels (else taken from the dataset, or str(i))
     val_split: float = 0.1  # carved from train (stratified) when there is no validation split
     test_split: float = 0.0  # carved from train (stratified) when there is no test split and this is > 0
+    split_seed: int = 0  # seeds the carved splits and max_*_samples subsets; independent of `seed` (training)
     max_length: int = 256
     truncation: str = "head"  # head | tail | head_tail (first 128/510 of the budget + the rest from the end)
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     encoding: str = "utf-8"  # of csv/json/txt files
     num_proc: int | None = None  # tokenization processes
-    class_weights: Any = None  # auto (n / (classes * count), from train) | {label: weight}: a class-weighted loss
+    # a class-weighted loss: auto (single-label: n / (classes * count); multi-label: pos_weight = negatives/positives,
+    # capped) | {label: weight} (single-label: rescaled to mean 1 over the training examples)
+    class_weights: Any = None
 
 
 @dataclass
@@ -139,8 +147,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "eval_strategy": "epoch",
     "save_strategy": "epoch",
     "logging_steps": 20,
-    "load_best_model_at_end": True,
-    "metric_for_best_model": "f1_macro",
+    "load_best_model_at_end": True,  # metric_for_best_model: the problem type's (f1_macro, f1_micro, rmse)
     "save_total_limit": 2,
     "report_to": "none",
     "train_sampling_strategy": "group_by_length",  # length-grouped batches: little padding
@@ -253,6 +260,7 @@ def _check_values(cfg: RecipeConfig) -> None:
         "task": (cfg.task, TASKS),
         "mode": (cfg.mode, MODES),
         "data.truncation": (cfg.data.truncation, TRUNCATIONS),
+        "data.problem_type": (cfg.data.problem_type, PROBLEM_TYPES),
     }
     choices["model.init"] = (cfg.model.init, ("pretrained", "scratch"))
     for key, (value, allowed) in choices.items():
@@ -267,6 +275,7 @@ def _check_values(cfg: RecipeConfig) -> None:
             "recipe keys 'push_to_hub' and 'seeds' together would push every seed to one repo; "
             "drop push_to_hub and push one run with textft-push model=OUTPUT_DIR/seed_N"
         )
+    _check_labels(cfg.data)
     if not 0.0 <= cfg.data.val_split < 1.0:
         raise RecipeError(f"recipe key 'data.val_split' is {cfg.data.val_split}; give a fraction in [0, 1)")
     if cfg.task == "text":
@@ -280,6 +289,30 @@ def _check_values(cfg: RecipeConfig) -> None:
     for key, pair in (("image.crop_scale", cfg.image.crop_scale), ("image.crop_ratio", cfg.image.crop_ratio)):
         if pair is not None and not (len(pair) == 2 and 0 < pair[0] <= pair[1]):
             raise RecipeError(f"recipe key '{key}' is {pair!r}; give [low, high] with 0 < low <= high, e.g. [0.8, 1.0]")
+
+
+def _check_labels(data: DataConfig) -> None:
+    """The multi-label keys: one layout at a time, thresholds in (0, 1)."""
+    multi = data.label_separator or data.label_columns
+    if multi and data.problem_type in ("single_label", "regression"):
+        key = "data.label_separator" if data.label_separator else "data.label_columns"
+        raise RecipeError(f"recipe key '{key}' is for multi-label data but data.problem_type is '{data.problem_type}'")
+    if data.label_separator is not None and data.label_columns:
+        raise RecipeError("set one of 'data.label_separator' and 'data.label_columns', not both")
+    if data.label_separator == "":
+        raise RecipeError("recipe key 'data.label_separator' is empty; give the character between labels, e.g. '|'")
+    if data.label_columns is not None:
+        data.label_columns = [str(c) for c in data.label_columns]
+        if not data.label_columns or len(set(data.label_columns)) != len(data.label_columns):
+            raise RecipeError(f"recipe key 'data.label_columns' is {data.label_columns}; give distinct column names")
+    t = data.thresholds
+    if isinstance(t, DictConfig):
+        t = data.thresholds = OmegaConf.to_container(t)
+    values = list(t.values()) if isinstance(t, dict) else [t]
+    if t != "tune" and not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1 for v in values):
+        raise RecipeError(f"recipe key 'data.thresholds' is {t!r}; give tune, a number in (0, 1) or {{label: number}}")
+    if isinstance(t, dict):
+        data.thresholds = {str(k): float(v) for k, v in t.items()}
 
 
 def _check_toolbox(cfg: RecipeConfig) -> None:
@@ -321,6 +354,8 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe
         key, value = item.split("=", 1)
         if key == "base":
             raise RecipeError("'base' cannot be overridden on the command line; use recipe=NAME instead")
+        if value.strip() in ("|", ">"):  # YAML block-scalar indicators would read as ""; a label separator means "|"
+            value = f"'{value.strip()}'"
         try:
             raw = OmegaConf.merge(raw, OmegaConf.from_dotlist([f"{key}={value}"]))
         except OmegaConfBaseException as e:
@@ -339,6 +374,8 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe
         raise RecipeError(f"recipe key '{key}': {str(e).splitlines()[0]}") from None
     if isinstance(obj.data.text_column, ListConfig):
         obj.data.text_column = list(obj.data.text_column)
+    if isinstance(obj.data.label_columns, ListConfig):
+        obj.data.label_columns = list(obj.data.label_columns)
     _check_train_keys(obj.train)
     _check_values(obj)
     _check_toolbox(obj)

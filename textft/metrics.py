@@ -1,7 +1,9 @@
-"""Classification metrics that work offline, as an `evaluate` module, plus the per-class report and confusion matrix.
+"""Metrics that work offline, as `evaluate` modules, plus reports: per-class report, confusion matrix, scatter.
 
 `evaluate.load("accuracy")` fetches its script from the Hub and fails offline, so textft ships its own
-`evaluate.Metric`: accuracy, macro/weighted F1, macro precision/recall, computed by scikit-learn as evaluate's are.
+`evaluate.Metric`s, computed by scikit-learn / scipy as evaluate's are: single-label (accuracy, F1, ...), multi-label
+(micro/macro/samples F1, subset accuracy, Hamming loss, ROC AUC, average precision) and regression (MSE, RMSE, MAE,
+Pearson, Spearman, R2).
 """
 
 from __future__ import annotations
@@ -38,17 +40,79 @@ class ClassificationMetrics(evaluate.Metric):
         }
 
 
-def argmax_logits(logits, labels):
-    """Keep class indices, not logits, across evaluation batches (logits of a big eval set can exhaust memory)."""
-    if isinstance(logits, tuple):
-        logits = logits[0]
-    return logits.argmax(dim=-1)
+class MultiLabelMetrics(evaluate.Metric):
+    """predictions: per-label probabilities (rows x labels); references: 0/1 (rows x labels); thresholds: per label."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description="Micro/macro/samples F1, micro precision/recall, subset accuracy, Hamming loss, macro ROC AUC "
+            "and average precision for multi-label classification.",
+            citation="",
+            inputs_description="predictions: probabilities per label; references: 0/1 per label; thresholds: per label.",
+            features=datasets.Features(
+                {
+                    "predictions": datasets.Sequence(datasets.Value("float32")),
+                    "references": datasets.Sequence(datasets.Value("int64")),
+                }
+            ),
+        )
+
+    def _compute(self, predictions, references, thresholds=None) -> dict[str, float]:
+        from sklearn.metrics import (
+            accuracy_score,
+            average_precision_score,
+            f1_score,
+            hamming_loss,
+            precision_score,
+            recall_score,
+            roc_auc_score,
+        )
+
+        y, p = np.asarray(references), np.asarray(predictions, dtype=np.float64)
+        decided = (p >= np.asarray(thresholds if thresholds is not None else 0.5)).astype(np.int64)
+        # ranking metrics are defined per label only where validation has both classes
+        both = [j for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]
+        return {
+            "f1_micro": float(f1_score(y, decided, average="micro", zero_division=0)),
+            "f1_macro": float(f1_score(y, decided, average="macro", zero_division=0)),
+            "f1_samples": float(f1_score(y, decided, average="samples", zero_division=0)),
+            "precision_micro": float(precision_score(y, decided, average="micro", zero_division=0)),
+            "recall_micro": float(recall_score(y, decided, average="micro", zero_division=0)),
+            "subset_accuracy": float(accuracy_score(y, decided)),
+            "hamming_loss": float(hamming_loss(y, decided)),
+            "roc_auc_macro": float(roc_auc_score(y[:, both], p[:, both], average="macro")) if both else float("nan"),
+            "average_precision_macro": float(average_precision_score(y[:, both], p[:, both], average="macro"))
+            if both
+            else float("nan"),
+        }
 
 
-def compute_metrics(eval_pred) -> dict[str, float]:
-    """The Trainer's `compute_metrics`: predictions are already class indices (see `argmax_logits`)."""
-    predictions, references = eval_pred.predictions, eval_pred.label_ids
-    return ClassificationMetrics().compute(predictions=predictions.ravel(), references=references.ravel())
+class RegressionMetrics(evaluate.Metric):
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description="MSE, RMSE, MAE, Pearson and Spearman correlation, and R2 for regression.",
+            citation="",
+            inputs_description="predictions: predicted values; references: true values.",
+            features=datasets.Features(
+                {"predictions": datasets.Value("float32"), "references": datasets.Value("float32")}
+            ),
+        )
+
+    def _compute(self, predictions, references) -> dict[str, float]:
+        from scipy.stats import pearsonr, spearmanr
+        from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+        y, p = np.asarray(references, dtype=np.float64), np.asarray(predictions, dtype=np.float64)
+        mse = float(mean_squared_error(y, p))
+        constant = np.ptp(p) == 0 or np.ptp(y) == 0  # correlations are undefined for a constant
+        return {
+            "mse": mse,
+            "rmse": mse**0.5,
+            "mae": float(mean_absolute_error(y, p)),
+            "pearson": float("nan") if constant else float(pearsonr(y, p)[0]),
+            "spearman": float("nan") if constant else float(spearmanr(y, p)[0]),
+            "r2": float(r2_score(y, p)),
+        }
 
 
 def per_class_report(references, predictions, label_names: list[str]) -> dict:
@@ -65,14 +129,46 @@ def per_class_report(references, predictions, label_names: list[str]) -> dict:
     )
 
 
-def save_confusion_matrix(references, predictions, label_names: list[str], path: str | Path, title: str = "") -> None:
-    """A confusion-matrix PNG (rows: true label, columns: predicted), written under a temporary name then renamed."""
+def _save_figure(fig, path: str | Path) -> None:
+    """Write a matplotlib figure under a temporary name, then rename it into place."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_scatter(references, predictions, path: str | Path, title: str = "") -> None:
+    """Predicted against true values, with the identity line (regression's confusion matrix)."""
+    plt = _pyplot()
+    y, p = np.asarray(references, dtype=np.float64), np.asarray(predictions, dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    ax.scatter(y, p, s=8, alpha=0.5)
+    low, high = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
+    ax.plot([low, high], [low, high], color="grey", linewidth=1)
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    ax.set_title(title)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def save_confusion_matrix(references, predictions, label_names: list[str], path: str | Path, title: str = "") -> None:
+    """A confusion-matrix PNG (rows: true label, columns: predicted), written under a temporary name then renamed."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
+    plt = _pyplot()
     size = max(5.0, 0.6 * len(label_names) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
     ConfusionMatrixDisplay.from_predictions(
@@ -86,8 +182,4 @@ def save_confusion_matrix(references, predictions, label_names: list[str], path:
     )
     ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    _save_figure(fig, path)

@@ -50,8 +50,9 @@ def load_processor(cfg: RecipeConfig):
     return _load(AutoTokenizer.from_pretrained, cfg)
 
 
-def build_model(cfg: RecipeConfig, label_names: list[str]):
-    """A classifier with `len(label_names)` outputs and the real names in `config.id2label`."""
+def build_model(cfg: RecipeConfig, label_names: list[str], problem_type: str = "single_label_classification"):
+    """A classifier with `len(label_names)` outputs, the real names in `config.id2label` and transformers'
+    `config.problem_type` (its own loss and pipeline() pick softmax, sigmoid or none from it)."""
     from transformers import AutoConfig, AutoModelForImageClassification, AutoModelForSequenceClassification
 
     auto_model = AutoModelForImageClassification if cfg.task == "image" else AutoModelForSequenceClassification
@@ -59,6 +60,7 @@ def build_model(cfg: RecipeConfig, label_names: list[str]):
         "num_labels": len(label_names),
         "id2label": dict(enumerate(label_names)),
         "label2id": {name: i for i, name in enumerate(label_names)},
+        "problem_type": problem_type,
     }
     attn = {"attn_implementation": cfg.model.attn_implementation} if cfg.model.attn_implementation else {}
     overrides = {**cfg.model.config, **labels}

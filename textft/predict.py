@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import MISSING
 
-from textft.config import RecipeConfig, TextftError, load_recipe, run_command
+from textft.config import TextftError, load_recipe, run_command
 
 log = logging.getLogger("textft")
 
@@ -47,7 +47,9 @@ USAGE = """usage: textft-predict model=RUN_DIR_OR_HUB_ID input=FILE output=FILE 
   input=FILE         .csv .tsv .jsonl .parquet, or .txt (one text per line); image models: also a folder of images
                      or a .txt with one image path a line
   image_column=NAME  image models: the column of image paths in a csv/jsonl/parquet input (default: the run's, or 'image')
-  output=FILE        .csv .jsonl or .parquet: the input columns, then label, score (its probability), prob_<class>
+  output=FILE        .csv .jsonl or .parquet: the input columns, then the predictions: single-label: label, score
+                     (its probability), prob_<class>; multi-label: labels (those at or above the run's thresholds;
+                     a list in jsonl/parquet, joined with the run's separator in csv), prob_<label>; regression: value
   text_column=NAME   default: the run's data.text_column (recipe.yaml), else 'text'; [a,b] for sentence pairs
   max_length=N       default: the run's data.max_length;  truncation=head|tail|head_tail: default the run's
   long_text=window   slide windows of max_length tokens (overlap: stride=128) over long texts, average the probabilities
@@ -222,8 +224,8 @@ class Inputs:
 
 
 def text_inputs(tokenizer, s: PredictConfig) -> Inputs:
-    """Text rows -> token ids with the training-time encoding (textft.data.text_encoder), or overlapping windows."""
-    from textft.data import text_encoder
+    """Text rows -> token ids with the training-time encoding (textft.text.text_encoder), or overlapping windows."""
+    from textft.text import text_encoder
 
     columns = [s.text_column] if isinstance(s.text_column, str) else list(s.text_column)
     if s.long_text == "window":
@@ -290,45 +292,37 @@ INPUTS: dict[str, Callable[[Any, PredictConfig], Inputs]] = {"text": text_inputs
 
 
 def score_rows(rows: pd.DataFrame, inputs: Inputs, model, s: PredictConfig, progress=None) -> np.ndarray:
-    """Class probabilities (rows x classes, float32) in row order; batches are formed longest first."""
+    """The model's raw outputs (rows x num_labels, float32) in row order; batches are formed longest first. The
+    problem type decodes them (softmax, sigmoid + thresholds, or the value itself)."""
     import torch
 
-    n_classes = model.config.num_labels
+    n_outputs = model.config.num_labels
     if len(rows) == 0:
-        return np.zeros((0, n_classes), dtype=np.float32)
+        return np.zeros((0, n_outputs), dtype=np.float32)
     features, owner, lengths = inputs.encode(rows)
     order = np.argsort(-lengths, kind="stable")  # longest first: a batch that does not fit fails at once
-    probs = np.empty((len(owner), n_classes), dtype=np.float32)
+    logits = np.empty((len(owner), n_outputs), dtype=np.float32)
     rows_per_item = len(rows) / len(owner)
     device = model.device
     with torch.inference_mode():
         for start in range(0, len(order), s.batch_size):
             index = order[start : start + s.batch_size]
             batch = inputs.collate({k: [v[i] for i in index] for k, v in features.items()})
-            logits = model(**{k: t.to(device) for k, t in batch.items()}).logits
-            probs[index] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+            logits[index] = model(**{k: t.to(device) for k, t in batch.items()}).logits.float().cpu().numpy()
             if progress is not None:
                 progress.update(len(index) * rows_per_item)
     if len(owner) == len(rows):
-        return probs
-    # long_text=window: a row's probabilities are the mean over its windows
-    summed = np.zeros((len(rows), n_classes), dtype=np.float64)
-    np.add.at(summed, owner, probs)
+        return logits
+    # long_text=window: a row's outputs are the mean of its windows' logits
+    summed = np.zeros((len(rows), n_outputs), dtype=np.float64)
+    np.add.at(summed, owner, logits)
     return (summed / np.bincount(owner, minlength=len(rows))[:, None]).astype(np.float32)
 
 
-def prediction_columns(label_names: list[str], prefix: str) -> list[str]:
-    return [f"{prefix}label", f"{prefix}score", *(f"{prefix}prob_{name}" for name in label_names)]
-
-
-def with_predictions(rows: pd.DataFrame, probs: np.ndarray, label_names: list[str], prefix: str) -> pd.DataFrame:
-    names = prediction_columns(label_names, prefix)
-    best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+def with_predictions(rows: pd.DataFrame, logits: np.ndarray, problem, prefix: str) -> pd.DataFrame:
     out = rows.copy()
-    out[names[0]] = np.asarray(label_names, dtype=object)[best]
-    out[names[1]] = probs[np.arange(len(probs)), best]
-    for j, name in enumerate(names[2:]):
-        out[name] = probs[:, j]
+    for name, values in problem.decode(logits, prefix).items():
+        out[name] = values
     return out
 
 
@@ -351,12 +345,35 @@ def _local_dir(model: str) -> Path:
         raise hub_error("model", model, e, "download the model directory (hf download) and pass model=DIR") from None
 
 
-def run_recipe(model_dir: Path) -> RecipeConfig | None:
-    """The resolved recipe of the run that made the model (recipe.yaml beside it, or beside its adapter/ folder)."""
-    for folder in (model_dir, model_dir.parent) if (model_dir / "adapter_config.json").is_file() else (model_dir,):
+def run_info(model_dir: Path) -> dict[str, Any]:
+    """What the run that made the model says about using it: inference.json (task, problem type, labels, thresholds,
+    input columns and encoding), beside the model or beside its adapter/ folder; runs older than inference.json have
+    only recipe.yaml, whose data section gives the same input settings. {} for a plain model (a Hub classifier)."""
+    folders = (model_dir, model_dir.parent) if (model_dir / "adapter_config.json").is_file() else (model_dir,)
+    for folder in folders:
+        if (folder / "inference.json").is_file():
+            return json.loads((folder / "inference.json").read_text())
+    for folder in folders:
         if (folder / "recipe.yaml").is_file():
-            return load_recipe(str(folder / "recipe.yaml"))
-    return None
+            recipe = load_recipe(str(folder / "recipe.yaml"))
+            data = recipe.data
+            keys = ("text_column", "image_column", "max_length", "truncation", "encoding")
+            return {"task": recipe.task, **{k: getattr(data, k) for k in keys}}
+    return {}
+
+
+def run_problem(info: dict[str, Any], config):
+    """The problem type of the model: the run's inference.json, else the model's config.json (problem_type, id2label,
+    and thresholds where a textft run saved them)."""
+    from textft.problems import problem_from_inference
+
+    if "problem_type" in info:
+        return problem_from_inference(info)
+    names = [config.id2label[i] for i in range(config.num_labels)]
+    kind = config.problem_type or "single_label_classification"
+    return problem_from_inference(
+        {"problem_type": kind, "label_names": names, "thresholds": getattr(config, "thresholds", None)}
+    )
 
 
 def _labelled_config(model_dir: Path) -> Path | None:
@@ -424,21 +441,20 @@ def load_classifier(model_dir: Path, task: str, s: PredictConfig):
     return model.to(device).eval(), processor
 
 
-def resolve_settings(s: PredictConfig, recipe: RecipeConfig | None, tokenizer) -> tuple[PredictConfig, str]:
-    """Fill unset settings from the run's recipe (the training-time encoding); returns (settings, task)."""
-    task = recipe.task if recipe else "text"
-    data = recipe.data if recipe else None
-    if s.text_column is None:
-        s.text_column = data.text_column if data else "text"
-    if s.image_column is None:
-        s.image_column = data.image_column if data else "image"
-    if s.max_length is None:
-        limit = getattr(tokenizer, "model_max_length", 512)
-        s.max_length = data.max_length if data else (limit if limit < 100_000 else 512)
-    if s.truncation is None:
-        s.truncation = data.truncation if data else "head"
-    if s.encoding is None:
-        s.encoding = data.encoding if data else "utf-8"
+def resolve_settings(s: PredictConfig, info: dict[str, Any], tokenizer) -> tuple[PredictConfig, str]:
+    """Fill unset settings from the run's inference info (the training-time encoding); returns (settings, task)."""
+    task = info.get("task", "text")
+    limit = getattr(tokenizer, "model_max_length", 512)
+    defaults = {
+        "text_column": "text",
+        "image_column": "image",
+        "max_length": limit if limit < 100_000 else 512,
+        "truncation": "head",
+        "encoding": "utf-8",
+    }
+    for key, default in defaults.items():
+        if getattr(s, key) is None:
+            setattr(s, key, info.get(key) or default)
     try:
         codecs.lookup(s.encoding)
     except LookupError:
@@ -518,8 +534,9 @@ def _write_part(table, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _assemble(parts: Path, output: Path, pred_names: list[str]) -> int:
-    """Concatenate the part files, in chunk order, into the output format; rename into place; return the row count."""
+def _assemble(parts: Path, output: Path, pred_names: list[str], separator: str = "|") -> int:
+    """Concatenate the part files, in chunk order, into the output format; rename into place; return the row count.
+    List columns (multi-label `labels`) stay lists in jsonl/parquet and are joined with `separator` in csv."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -539,7 +556,10 @@ def _assemble(parts: Path, output: Path, pred_names: list[str]) -> int:
             if suffix == ".parquet":
                 writer.write_table(table)
             elif suffix == ".csv":
-                table.to_pandas().to_csv(writer, header=i == 0, index=False)
+                frame = table.to_pandas()
+                for name in (f.name for f in schema if pa.types.is_list(f.type)):
+                    frame[name] = [separator.join(v) if v is not None else "" for v in frame[name]]
+                frame.to_csv(writer, header=i == 0, index=False)
             elif len(table):
                 writer.write(
                     table.to_pandas().to_json(orient="records", lines=True, force_ascii=False).rstrip("\n") + "\n"
@@ -565,16 +585,16 @@ def predict(s: PredictConfig) -> dict:
     state = PartialState()
     output, parts = _check_paths(s)
     model_dir = _local_dir(s.model)
-    recipe = run_recipe(model_dir)
-    model, processor = load_classifier(model_dir, recipe.task if recipe else "text", s)
-    s, task = resolve_settings(s, recipe, processor)
+    info = run_info(model_dir)
+    model, processor = load_classifier(model_dir, info.get("task", "text"), s)
+    s, task = resolve_settings(s, info, processor)
+    problem = run_problem(info, model.config)
     positions = getattr(model.config, "max_position_embeddings", None)
     if task == "text" and positions and s.max_length > positions:
         raise TextftError(
             f"max_length={s.max_length} is more than the model's {positions} positions; set max_length<={positions}"
         )
     inputs = INPUTS[task](processor, s)
-    label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     chunks = read_chunks(s, task)
     first = next(chunks)
     missing = [c for c in inputs.columns if c not in first.columns]
@@ -584,7 +604,7 @@ def predict(s: PredictConfig) -> dict:
             f"input: column '{missing[0]}' not found in {s.input}; columns found: {found}; set {inputs.column_setting}=<one of them>"
         )
     if s.prefix is None:  # predictions must not overwrite input columns (e.g. scoring a labelled test file)
-        clash = set(prediction_columns(label_names, "")) & set(map(str, first.columns))
+        clash = set(problem.output_columns("")) & set(map(str, first.columns))
         s.prefix = "pred_" if clash else ""
         if clash:
             log.warning(
@@ -593,7 +613,7 @@ def predict(s: PredictConfig) -> dict:
                 s.prefix,
                 s.prefix,
             )
-    pred_names = prediction_columns(label_names, s.prefix)
+    pred_names = problem.output_columns(s.prefix)
 
     if state.is_main_process:
         _prepare_parts(parts, s)
@@ -609,8 +629,8 @@ def predict(s: PredictConfig) -> dict:
                 if part.exists():
                     progress.update(len(rows))
                     continue
-                probs = score_rows(rows, inputs, model, s, progress)
-                _write_part(_to_arrow(with_predictions(rows, probs, label_names, s.prefix)), part)
+                logits = score_rows(rows, inputs, model, s, progress)
+                _write_part(_to_arrow(with_predictions(rows, logits, problem, s.prefix)), part)
                 n += len(rows)
         return n
 
@@ -627,7 +647,7 @@ def predict(s: PredictConfig) -> dict:
     summary = {"output": str(output), "rows": None, "scored_now": scored, "seconds": round(seconds, 2)}
     summary["rows_per_s"] = round(scored / seconds, 1) if scored else None
     if state.is_main_process:
-        summary["rows"] = _assemble(parts, output, pred_names)
+        summary["rows"] = _assemble(parts, output, pred_names, getattr(problem, "separator", "|"))
         shutil.rmtree(parts)
         if summary["rows"] == 0:
             log.warning("input %s has no rows: wrote an empty %s", s.input, output)

@@ -48,7 +48,15 @@ MODEL_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "config.json", "g
 PROCESSOR_PATTERNS = ("tokenizer*.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt", "*.model")
 PROCESSOR_PATTERNS += ("preprocessor_config.json", "processor_config.json", "added_tokens.json")
 ADAPTER_PATTERNS = ("adapter_config.json", "adapter_model.safetensors")
-RUN_FILES = ("recipe.yaml", "metrics.json", "classification_report.json", "confusion_matrix.png")
+RUN_FILES = (
+    "recipe.yaml",
+    "inference.json",
+    "metrics.json",
+    "classification_report.json",
+    "confusion_matrix.png",
+    "regression_report.json",
+    "predicted_vs_true.png",
+)
 
 
 @dataclass
@@ -120,6 +128,9 @@ def stage(run_dir: Path, s: PushConfig, stage_dir: Path, token: str | None = Non
             adapter_only=s.adapter_only,
             license=s.license,
             has_confusion_matrix=(tmp / "confusion_matrix.png").is_file(),
+            info=json.loads((run_dir / "inference.json").read_text())
+            if (run_dir / "inference.json").is_file()
+            else None,
         )
         card.save(tmp / "README.md")
         if token:  # belt and braces: the token must never leave this machine inside a file

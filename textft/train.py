@@ -40,7 +40,7 @@ USAGE = """usage: textft-train recipe=NAME_OR_PATH [key=value ...] [--print-reci
   --print-recipe     print the resolved recipe and exit
 
 Modes: full | freeze_embeddings | head_only | lora. Outputs go to output_dir (default outputs/<recipe name>):
-the model (safetensors, loadable by transformers.pipeline), recipe.yaml, metrics.json, confusion_matrix.png.
+the model (safetensors, loadable by transformers.pipeline), recipe.yaml, inference.json, metrics.json, reports.
 """
 
 
@@ -87,8 +87,6 @@ def run(cfg: RecipeConfig) -> dict:
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
 
     from textft.data import data_collator, load_splits, prepare_splits
-    from textft.loss import class_weights, weighted_loss
-    from textft.metrics import argmax_logits, compute_metrics, per_class_report, save_confusion_matrix
     from textft.model import build_model, load_processor, reload_best_checkpoint
     from textft.modes import apply_mode, count_parameters
     from textft.optim import GradualUnfreezing, build_optimizer, needs_optimizer, unfreeze_enabled
@@ -101,29 +99,30 @@ def run(cfg: RecipeConfig) -> dict:
     check_one_output_dir(output_dir)
     main_process = args.process_index == 0
     set_seed(cfg.seed)
-    if main_process:
-        write_text_atomic(output_dir / "recipe.yaml", to_yaml(cfg))
 
-    # 1. data: splits with a ClassLabel `label` column, and the label names
+    # 1. data: splits with an encoded `label` column, and the problem type (single-label, multi-label, regression)
     with args.main_process_first(desc="loading and tokenizing data"):
-        splits, label_names = load_splits(cfg)
+        splits, problem = load_splits(cfg)
         # from the stored labels: once images are encoded on the fly, reading a column would encode every image
-        weights = class_weights(cfg.data.class_weights, splits["train"]["label"], label_names)
+        loss = problem.loss(splits["train"]["label"], cfg.data, args.label_smoothing_factor)
         processor = load_processor(cfg)
         splits = prepare_splits(splits, processor, cfg)
+    if main_process:  # after the data: the resolved problem type is part of the recipe
+        write_text_atomic(output_dir / "recipe.yaml", to_yaml(cfg))
+    select_best_metric(args, cfg, problem)
     # tensor cores like multiples of 8; torch.compile recompiles per shape, so fewer, coarser shapes
     multiple = 64 if args.torch_compile else 8 if args.mixed_precision != "no" else None
     collator = data_collator(processor, cfg, pad_to_multiple_of=multiple)
 
     # 2. model + mode: a pretrained encoder with a new head; the mode decides what trains
-    model = build_model(cfg, label_names)
+    model = build_model(cfg, problem.label_names, problem.hf_problem_type)
     # encoder classifiers take **kwargs but their loss is a plain batch mean, ignoring num_items_in_batch; left True,
     # the Trainer multiplies it by the process count (and skips the division by gradient_accumulation_steps)
     model.accepts_loss_kwargs = False
     model = apply_mode(model, cfg.mode, cfg.lora)
     trainable, total = count_parameters(model)
 
-    # 3. train with the HF Trainer; the best checkpoint by metric_for_best_model is reloaded at the end
+    # 3. train with the HF Trainer and the problem's loss; the best checkpoint by metric_for_best_model is reloaded
     callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
     if unfreeze_enabled(cfg.unfreeze):  # freezes the body now; unfreezes it stage by stage during training
         callbacks.append(GradualUnfreezing(model, cfg.unfreeze))
@@ -134,52 +133,74 @@ def run(cfg: RecipeConfig) -> dict:
         eval_dataset=splits["validation"],
         processing_class=processor,
         data_collator=collator,
-        compute_metrics=compute_metrics,
-        preprocess_logits_for_metrics=argmax_logits,
+        compute_metrics=problem.compute_metrics,
+        preprocess_logits_for_metrics=problem.logits_for_metrics,
         callbacks=callbacks,
-        compute_loss_func=weighted_loss(weights) if weights is not None else None,
+        compute_loss_func=loss,
     )
     if needs_optimizer(cfg):  # per-group learning rates (head_lr, layer_decay); every parameter, frozen ones too
         trainer.optimizer = build_optimizer(trainer, cfg.optim)
     result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg, checkpoints))
     reload_best_checkpoint(trainer)
+    problem.finalize(trainer.model)  # regression: the target scaling moves into the head
 
-    # 4. evaluate the best model on validation and, when there is one, the test split
+    # 4. evaluate the best model: decisions tuned on validation (multi-label thresholds), then validation and test
     metrics = {k: v for k, v in result.metrics.items() if k.startswith("train_") or k == "epoch"}
-    metrics.update(trainable_params=trainable, total_params=total)
+    metrics.update(trainable_params=trainable, total_params=total, problem_type=problem.name)
     metrics["precision"] = {"bf16": "bf16", "fp16": "fp16"}.get(args.mixed_precision, "fp32")  # textft.device
-    reports = {}
+    outputs = {}
     for split, prefix in (("validation", "eval"), ("test", "test")):
         if split in splits:
             out = trainer.predict(splits[split], metric_key_prefix=prefix)
+            outputs[split] = (out.predictions, out.label_ids)
+            if split == "validation":
+                problem.calibrate(out.predictions, out.label_ids, cfg.data.thresholds)
+            # the main keys score the decisions textft-predict applies (tuned thresholds); others beside them
             metrics.update(out.metrics)
-            reports[split] = (out.label_ids, out.predictions)
+            metrics.update({f"{prefix}_{k}": v for k, v in problem.compute_metrics(out).items()})
+            metrics.update({f"{prefix}_{k}": v for k, v in problem.extra_metrics(*outputs[split]).items()})
 
     # 5. artifacts, written by the main process only: staged, then moved into place; metrics.json last
     if trainer.is_world_process_zero():
         staging = output_dir / ".staging"
         shutil.rmtree(staging, ignore_errors=True)
+        problem.configure_model(trainer.model.config)
         save_model(trainer.model, processor, cfg, staging)
-        split = "test" if "test" in reports else "validation"
-        references, predictions = reports[split]
-        report = per_class_report(references, predictions, label_names)
-        write_text_atomic(staging / "classification_report.json", json.dumps({"split": split, **report}, indent=2))
-        save_confusion_matrix(
-            references, predictions, label_names, staging / "confusion_matrix.png", f"{cfg.name}: {split}"
-        )
+        write_text_atomic(staging / "inference.json", json.dumps(inference_info(cfg, problem), indent=2))
+        split = "test" if "test" in outputs else "validation"
+        problem.report(*outputs[split], staging, f"{cfg.name}: {split}")
         publish(staging, output_dir)
         write_text_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
-        log.info(
-            "saved to %s: %s",
-            output_dir,
-            {k: round(v, 4) for k, v in metrics.items() if k.endswith(("accuracy", "f1_macro"))},
-        )
+        log.info("saved to %s: %s", output_dir, summary(metrics, problem.summary_metrics))
         if cfg.push_to_hub:
             from textft.push import push_run
 
             push_run(output_dir, cfg.hub.repo_id, private=cfg.hub.private, revision=cfg.hub.revision)
     trainer.accelerator.wait_for_everyone()
     return metrics
+
+
+def select_best_metric(args, cfg: RecipeConfig, problem) -> None:
+    """metric_for_best_model: the recipe's, else the problem type's; greater_is_better set explicitly (the Trainer
+    guesses True for every name not ending in "loss", rmse included)."""
+    metric = cfg.train.get("metric_for_best_model") or problem.best_metric
+    args.metric_for_best_model = metric
+    if cfg.train.get("greater_is_better") is None:
+        args.greater_is_better = problem.greater_is_better(metric)
+
+
+def inference_info(cfg: RecipeConfig, problem) -> dict:
+    """What predict, the model card and push need to use the model, independent of the recipe schema."""
+    data = cfg.data
+    inputs = {"image_column": data.image_column} if cfg.task == "image" else {
+        "text_column": data.text_column, "max_length": data.max_length, "truncation": data.truncation,
+        "encoding": data.encoding,
+    }  # fmt: skip
+    return {"format": 1, "task": cfg.task, **problem.inference_info(), **inputs}
+
+
+def summary(metrics: dict, keys: tuple[str, ...]) -> dict:
+    return {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float) and k.endswith(keys)}
 
 
 def check_one_output_dir(output_dir: Path) -> None:
@@ -221,7 +242,7 @@ def recipe_command(
     except TextftError as e:
         print(f"textft: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    print(json.dumps({k: round(v, 4) for k, v in metrics.items() if k.endswith(summary_keys)}))
+    print(json.dumps(summary(metrics, summary_keys)))
 
 
 def run_recipe(cfg: RecipeConfig) -> dict:
@@ -234,7 +255,7 @@ def run_recipe(cfg: RecipeConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    recipe_command(run_recipe, argv, ("accuracy", "f1_macro"))
+    recipe_command(run_recipe, argv, ("accuracy", "f1_macro", "f1_micro", "rmse", "pearson", "spearman"))
 
 
 if __name__ == "__main__":
