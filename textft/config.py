@@ -150,7 +150,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "load_best_model_at_end": True,  # metric_for_best_model: the problem type's (f1_macro, f1_micro, rmse)
     "save_total_limit": 2,
     "report_to": "none",
-    "train_sampling_strategy": "group_by_length",  # little padding; no accuracy cost measured: results/seed_study.md
+    "train_sampling_strategy": "group_by_length",  # little padding; accuracy: benchmarks/results/seed_study.md
     "dataloader_num_workers": 0,
     "bf16": "auto",  # bf16 where the device supports it (or what `accelerate launch --mixed_precision` says)
     "tf32": "auto",  # TF32 matmuls on Ampere and newer GPUs
