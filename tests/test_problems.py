@@ -277,6 +277,7 @@ def test_multi_label_run_learns_saves_thresholds_and_pipeline_applies_sigmoid(mu
     assert list(config["thresholds"]) == ["politics", "sport", "tech"] and info["thresholds"] == list(
         config["thresholds"].values()
     )
+    assert json.loads((out / "thresholds.json").read_text()) == config["thresholds"]
     assert load_recipe(str(out / "recipe.yaml")).data.problem_type == "multi_label"
     report = json.loads((out / "classification_report.json").read_text())
     assert {"precision", "recall", "f1-score", "support", "threshold"} <= set(report["sport"])
@@ -350,3 +351,17 @@ def test_class_weights_are_refused_for_regression(tiny_models, tmp_path):
                                      f"output_dir={tmp_path / 'out'}"])  # fmt: skip
     with pytest.raises(TextftError, match="data.class_weights does not apply to regression"):
         run(cfg)
+
+
+def test_model_card_of_a_multi_label_run_states_the_problem_type_thresholds_and_metrics(multi_label_run, tmp_path):
+    from huggingface_hub import ModelCard
+
+    from textft.push import PushConfig, push
+
+    out, metrics = multi_label_run
+    settings = [f"model={out}", "repo_id=me/topics", "dry_run=true", f"stage_dir={tmp_path / 'stage'}"]
+    push(parse_settings(PushConfig, settings, "textft-push"))
+    card = ModelCard.load(tmp_path / "stage" / "README.md")
+    assert "multi-label classifier" in card.text and "| sport |" in card.text and "config.thresholds" in card.text
+    assert f"{metrics['test_f1_micro']:.4f}" in card.text and "F1 (micro)" in card.text
+    assert (tmp_path / "stage" / "inference.json").is_file()

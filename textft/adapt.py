@@ -58,7 +58,6 @@ def run(cfg: RecipeConfig) -> dict:
         AutoModel,
         AutoModelForMaskedLM,
         DataCollatorForLanguageModeling,
-        Trainer,
         TrainingArguments,
         set_seed,
     )
@@ -66,6 +65,7 @@ def run(cfg: RecipeConfig) -> dict:
     from textft.model import _load, load_processor
     from textft.optim import GradualUnfreezing, build_optimizer, needs_optimizer, unfreeze_enabled
     from textft.text import text_encoder
+    from textft.trainer import TextftTrainer
 
     output_dir = Path(cfg.output_dir)
     train_kwargs = {k: v for k, v in train_arguments(cfg).items() if k != "resume_from_checkpoint"}
@@ -90,7 +90,7 @@ def run(cfg: RecipeConfig) -> dict:
     # 2. the encoder with an MLM head (new and partly random when the source ships only encoder weights)
     model = _load(AutoModelForMaskedLM.from_pretrained, cfg)
     callbacks = [GradualUnfreezing(model, cfg.unfreeze)] if unfreeze_enabled(cfg.unfreeze) else []
-    trainer = Trainer(
+    trainer = TextftTrainer(
         model=model,
         args=args,
         train_dataset=train,

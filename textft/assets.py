@@ -18,14 +18,18 @@ import csv
 import gzip
 import importlib.util
 import io
+import json
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
 
-from textft.config import TextftError
+from textft.config import TextftError, write_text_atomic
 
 BBC_DIR = "data/bbc"
+BBC_MULTILABEL_DIR = "data/bbc_multilabel"
+BBC_REGRESSION_DIR = "data/bbc_regression"
 MINILM_DIR = "models/all-MiniLM-L6-v2"
 FASHION_MNIST_DIR = "data/fashion_mnist"
 FASHION_MNIST_IDX = "/usr/share/datasets/fashion-mnist"
@@ -86,8 +90,23 @@ def prepare_bbc(out_dir: str | Path = BBC_DIR, test_fraction: float = 0.2, seed:
     out_dir.mkdir(parents=True, exist_ok=True)
     articles = bbc_articles()
     unique = unique_articles(articles)
+    train, test = split_articles(unique, test_fraction, seed)
+    paths = {"train": out_dir / "train.csv", "test": out_dir / "test.csv"}
+    _write_csv(paths["train"], train)
+    _write_csv(paths["test"], test)
+    print(
+        f"BBC News: {len(articles) - len(unique)} exact duplicates dropped; {len(train)} train / {len(test)} test "
+        f"articles, {len({label for _, label in unique})} labels -> {out_dir}"
+    )
+    return paths
+
+
+def split_articles(
+    articles: list[tuple[str, str]], test_fraction: float = 0.2, seed: int = 0
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Split (text, label) articles per label (stratified) into shuffled train and test lists."""
     by_label: dict[str, list[tuple[str, str]]] = {}
-    for text, label in unique:
+    for text, label in articles:
         by_label.setdefault(label, []).append((text, label))
     rng = random.Random(seed)
     train, test = [], []
@@ -99,14 +118,7 @@ def prepare_bbc(out_dir: str | Path = BBC_DIR, test_fraction: float = 0.2, seed:
         train += rows[n_test:]
     rng.shuffle(train)
     rng.shuffle(test)
-    paths = {"train": out_dir / "train.csv", "test": out_dir / "test.csv"}
-    _write_csv(paths["train"], train)
-    _write_csv(paths["test"], test)
-    print(
-        f"BBC News: {len(articles) - len(unique)} exact duplicates dropped; {len(train)} train / {len(test)} test "
-        f"articles, {len(by_label)} labels -> {out_dir}"
-    )
-    return paths
+    return train, test
 
 
 def minilm_path() -> Path:
@@ -195,11 +207,174 @@ def prepare_mnist(out_dir: str | Path = MNIST_DIR, test_fraction: float = 0.2, s
     return paths
 
 
+# --- multi-label and regression sets built from the same BBC articles -------------------------------------------
+# Both split the deduplicated articles exactly as prepare_bbc does (per topic, 20% test, seed 0) BEFORE building any
+# row, so a test row's sentences come only from test articles; the row-building seed is fixed too (independent of any
+# training seed). Rows are made of whole body sentences: the first "sentence" of each text is skipped because
+# bbc_articles() joins the title to the lead without punctuation, and sentences outside 5-45 words (tables, lists)
+# are not used.
+TOPICS = ["business", "entertainment", "politics", "sport", "tech"]
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'A-Z0-9£$])|(?<=[.!?][\"'])\s+(?=[\"'A-Z0-9£$])")
+
+
+def article_sentences(text: str, min_words: int = 5, max_words: int = 45) -> list[str]:
+    """The body sentences of one BBC article (title and lead skipped), split at ., ! or ? before a capital."""
+    return [s for s in SENTENCE_END.split(text)[1:] if min_words <= len(s.split()) <= max_words]
+
+
+def _articles_by_topic(articles: list[tuple[list[str], str]], min_sentences: int) -> dict[str, list[list[str]]]:
+    by_topic: dict[str, list[list[str]]] = {t: [] for t in TOPICS}
+    for sentences, topic in articles:
+        if len(sentences) >= min_sentences:
+            by_topic[topic].append(sentences)
+    return by_topic
+
+
+def _segment(sentences: list[str], n_words: int, rng: random.Random) -> list[str]:
+    """Consecutive sentences around a random start, about n_words words in all (at least one sentence)."""
+    start = end = rng.randrange(len(sentences))
+    words = 0
+    while True:  # grow forward while the article lasts, then backward
+        if end < len(sentences):
+            index, grow_end = end, True
+        elif start > 0:
+            index, grow_end = start - 1, False
+        else:
+            break
+        n = len(sentences[index].split())
+        if end > start and words + n - n_words > n_words - words:  # stop where the count is closest to n_words
+            break
+        words += n
+        if grow_end:
+            end += 1
+        else:
+            start -= 1
+    return sentences[start:end]
+
+
+def multilabel_rows(articles: list[tuple[list[str], str]], n_rows: int, seed: int) -> list[dict]:
+    """Rows of 1-3 article segments (30/40/30%), topics drawn independently so they may repeat; labels = topics present.
+
+    Each row aims at 100-180 words (uniform) shared equally by its segments and is kept only if it ends up with
+    100-185 words (~130-240 MiniLM tokens); segments appear in random order; no article appears twice in one row.
+    """
+    rng = random.Random(seed)
+    by_topic = _articles_by_topic(articles, min_sentences=3)
+    rows: list[dict] = []
+    while len(rows) < n_rows:
+        k = rng.choices([1, 2, 3], weights=[3, 4, 3])[0]
+        topics = [rng.choice(TOPICS) for _ in range(k)]
+        words = rng.randint(100, 180)
+        chosen: list[tuple[str, int]] = []
+        segments = []
+        for topic in topics:
+            index = rng.choice([i for i in range(len(by_topic[topic])) if (topic, i) not in chosen])
+            chosen.append((topic, index))
+            segments.append(" ".join(_segment(by_topic[topic][index], words // k, rng)))
+        rng.shuffle(segments)
+        text = " ".join(segments)
+        if 100 <= len(text.split()) <= 185:
+            rows.append({"text": text, "labels": sorted(set(topics))})
+    return rows
+
+
+def regression_rows(articles: list[tuple[list[str], str]], n_rows: int, seed: int) -> list[dict]:
+    """Rows of 4-8 sentences from a sport and a non-sport article; label = 5 x the share of sport sentences (0..5).
+
+    For a row of n sentences (uniform 4..8), s (uniform 0..n) come from one sport article and n - s from one article
+    of another topic (uniform over the four); each article's sentences stay consecutive and in order, which block
+    comes first is random; rows over 195 words (~250 MiniLM tokens) are drawn again, so max_length 256 sees all of it.
+    """
+    rng = random.Random(seed)
+    by_topic = _articles_by_topic(articles, min_sentences=8)
+    others = [t for t in TOPICS if t != "sport"]
+    rows: list[dict] = []
+    while len(rows) < n_rows:
+        n = rng.randint(4, 8)
+        s = rng.randint(0, n)
+        sport = _block(rng.choice(by_topic["sport"]), s, rng)
+        other = _block(rng.choice(by_topic[rng.choice(others)]), n - s, rng)
+        blocks = [sport, other] if rng.random() < 0.5 else [other, sport]
+        text = " ".join(blocks[0] + blocks[1])
+        if len(text.split()) <= 195:
+            rows.append({"text": text, "label": round(5 * s / n, 4)})
+    return rows
+
+
+def _block(sentences: list[str], n: int, rng: random.Random) -> list[str]:
+    start = rng.randrange(len(sentences) - n + 1)
+    return sentences[start : start + n]
+
+
+def _write_rows(out_dir: Path, split: str, rows: list[dict], label_key: str) -> None:
+    """rows -> <split>.jsonl (labels as given) and <split>.csv (a list label joined by "|", plus one 0/1 column per
+    topic when the label is a list)."""
+    lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    write_text_atomic(out_dir / f"{split}.jsonl", lines)
+    multi = isinstance(rows[0][label_key], list)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["text", label_key, *(TOPICS if multi else [])])
+    for row in rows:
+        label = row[label_key]
+        if multi:
+            writer.writerow([row["text"], "|".join(label), *(int(t in label) for t in TOPICS)])
+        else:
+            writer.writerow([row["text"], label])
+    write_text_atomic(out_dir / f"{split}.csv", buffer.getvalue())
+
+
+def split_sentence_articles(
+    test_fraction: float = 0.2, seed: int = 0
+) -> tuple[list[tuple[list[str], str]], list[tuple[list[str], str]]]:
+    """(sentences, topic) per article, split as prepare_bbc splits the articles; test articles lose every sentence
+    that also occurs in a train article (BBC News holds near-duplicate articles beyond its exact duplicates)."""
+    train_articles, test_articles = split_articles(unique_articles(bbc_articles()), test_fraction, seed)
+    train = [(article_sentences(text), topic) for text, topic in train_articles]
+    seen = {sentence for sentences, _ in train for sentence in sentences}
+    test = [([s for s in article_sentences(text) if s not in seen], topic) for text, topic in test_articles]
+    return train, test
+
+
+def _prepare_rows(out_dir, build, label_key: str, n_train: int, n_test: int, seed: int) -> dict[str, Path]:
+    train_articles, test_articles = split_sentence_articles()
+    train = build(train_articles, n_train, seed)
+    test = build(test_articles, n_test, seed + 1)
+    seen = {sentence for sentences, _ in train_articles for sentence in sentences}
+    assert not any(s in seen for row in test for s in SENTENCE_END.split(row["text"])), "a test sentence is in train"
+    out_dir = Path(out_dir)
+    for split, rows in (("train", train), ("test", test)):
+        _write_rows(out_dir, split, rows, label_key)
+    print(
+        f"{out_dir.name}: {len(train)} train rows from {len(train_articles)} articles, {len(test)} test rows from "
+        f"{len(test_articles)} other articles -> {out_dir}/{{train,test}}.{{jsonl,csv}}"
+    )
+    return {f"{split}_{fmt}": out_dir / f"{split}.{fmt}" for split in ("train", "test") for fmt in ("jsonl", "csv")}
+
+
+def prepare_bbc_multilabel(
+    out_dir: str | Path = BBC_MULTILABEL_DIR, n_train: int = 1200, n_test: int = 400, seed: int = 0
+):
+    """Multi-label topics of mixed BBC segments (multilabel_rows) -> train/test .jsonl (a `labels` list) and .csv
+    (`labels` joined by "|", and one 0/1 column per topic)."""
+    return _prepare_rows(out_dir, multilabel_rows, "labels", n_train, n_test, seed)
+
+
+def prepare_bbc_regression(
+    out_dir: str | Path = BBC_REGRESSION_DIR, n_train: int = 1200, n_test: int = 400, seed: int = 0
+):
+    """Regression: 5 x the share of sport sentences in a sport/non-sport mix (regression_rows) -> train/test .jsonl
+    and .csv with a float `label` in 0..5."""
+    return _prepare_rows(out_dir, regression_rows, "label", n_train, n_test, seed)
+
+
 PREPARERS = {
     "bbc": prepare_bbc,
     "minilm": prepare_minilm,
     "fashion_mnist": prepare_fashion_mnist,
     "mnist": prepare_mnist,
+    "bbc_multilabel": prepare_bbc_multilabel,
+    "bbc_regression": prepare_bbc_regression,
 }
 
 

@@ -71,6 +71,7 @@ class DataConfig:
     # a class-weighted loss: auto (single-label: n / (classes * count); multi-label: pos_weight = negatives/positives,
     # capped) | {label: weight} (single-label: rescaled to mean 1 over the training examples)
     class_weights: Any = None
+    dedup: bool = True  # drop train rows whose text (image bytes) is also in validation/test; counts in metrics.json
 
 
 @dataclass

@@ -94,19 +94,3 @@ def reset_head(model) -> None:
         for module in model.get_submodule(name).modules():
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()
-
-
-def reload_best_checkpoint(trainer) -> None:
-    """Reload the Trainer's best checkpoint through `from_pretrained`, which maps saved weight names onto the model's.
-
-    transformers 5 saves checkpoints under the original names (ViT: `encoder.layer.N.attention.attention.query`) while
-    its modules are renamed (`layers.N.attention.q_proj`); the Trainer's own best-model reload uses
-    `load_state_dict(strict=False)` and so loads nothing and keeps the last epoch (huggingface/transformers#43701, #48822).
-    A LoRA model is left alone: its adapter checkpoints are saved and reloaded under the model's own names.
-    """
-    best = trainer.state.best_model_checkpoint
-    model = trainer.model
-    if not (trainer.args.load_best_model_at_end and best) or hasattr(model, "peft_config"):
-        return
-    reloaded = type(model).from_pretrained(best, dtype=next(model.parameters()).dtype)
-    model.load_state_dict(reloaded.state_dict())

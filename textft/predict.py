@@ -49,7 +49,8 @@ USAGE = """usage: textft-predict model=RUN_DIR_OR_HUB_ID input=FILE output=FILE 
   image_column=NAME  image models: the column of image paths in a csv/jsonl/parquet input (default: the run's, or 'image')
   output=FILE        .csv .jsonl or .parquet: the input columns, then the predictions: single-label: label, score
                      (its probability), prob_<class>; multi-label: labels (those at or above the run's thresholds;
-                     a list in jsonl/parquet, joined with the run's separator in csv), prob_<label>; regression: value
+                     a list in jsonl/parquet, joined with the run's separator in csv), prob_<label>; regression: value;
+                     then empty_input (true where the input is null or blank: those rows get no prediction)
   text_column=NAME   default: the run's data.text_column (recipe.yaml), else 'text'; [a,b] for sentence pairs
   max_length=N       default: the run's data.max_length;  truncation=head|tail|head_tail: default the run's
   long_text=window   slide windows of max_length tokens (overlap: stride=128) over long texts, average the probabilities
@@ -236,13 +237,8 @@ def text_inputs(tokenizer, s: PredictConfig) -> Inputs:
         if not 0 <= s.stride < s.max_length // 2:
             raise TextftError(f"stride={s.stride} must be at least 0 and less than half of max_length={s.max_length}")
 
-    def texts(rows: pd.DataFrame, column: str) -> list[str]:
-        values = rows[column]
-        missing = values.isna().to_numpy()
-        if missing.any():
-            row = int(values.index[missing.argmax()])
-            raise TextftError(f"input: row {row + 1} has no value in column '{column}'; fill it or remove the row")
-        return [v if isinstance(v, str) else str(v) for v in values]
+    def texts(rows: pd.DataFrame, column: str) -> list[str]:  # rows without a text never get here (empty_inputs)
+        return [v if isinstance(v, str) else str(v) for v in rows[column]]
 
     encode_truncated = text_encoder(tokenizer, s.max_length, s.truncation)
 
@@ -274,11 +270,7 @@ def image_inputs(processor, s: PredictConfig) -> Inputs:
     encode_images = image_encoder(processor)
 
     def encode(rows: pd.DataFrame) -> tuple[dict[str, list], np.ndarray, np.ndarray]:
-        values = rows[column]
-        missing = values.isna().to_numpy()
-        if missing.any():
-            row = int(values.index[missing.argmax()])
-            raise TextftError(f"input: row {row + 1} has no image path in column '{column}'; fill it or remove the row")
+        values = rows[column]  # rows without a path never get here (empty_inputs)
         # paths only: images are read and encoded per batch in `collate`, so a chunk never holds all its pixels
         return {column: list(values)}, np.arange(len(rows)), np.zeros(len(rows), dtype=np.int64)
 
@@ -324,6 +316,38 @@ def with_predictions(rows: pd.DataFrame, logits: np.ndarray, problem, prefix: st
     for name, values in problem.decode(logits, prefix).items():
         out[name] = values
     return out
+
+
+def empty_inputs(rows: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Rows with a null or blank value in an input column: they get no prediction, never a made-up label."""
+    empty = np.zeros(len(rows), dtype=bool)
+    for column in columns:
+        values = rows[column]
+        blank = values.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
+        empty |= values.isna().to_numpy(dtype=bool) | blank
+    return empty
+
+
+def predict_rows(rows: pd.DataFrame, inputs: Inputs, model, s: PredictConfig, problem, flag: str,
+                 progress=None) -> pd.DataFrame:  # fmt: skip
+    """The rows with their predictions; rows without an input keep every prediction column empty and `flag` true."""
+    empty = empty_inputs(rows, inputs.columns)
+    scored = rows[~empty]
+    out = with_predictions(scored, score_rows(scored, inputs, model, s, progress), problem, s.prefix)
+    if empty.any():
+        out = pd.concat([out, rows[empty]]).loc[rows.index]  # null in every prediction column, input order kept
+        if progress is not None:
+            progress.update(int(empty.sum()))
+    out[flag] = empty
+    return out
+
+
+def count_flagged(parts: Path, flag: str) -> int:
+    """Rows flagged in the part files (this run's and a resumed run's alike)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    return sum(int(pc.sum(pq.read_table(f, columns=[flag])[flag]).as_py() or 0) for f in parts.glob("part-*.parquet"))
 
 
 # ---- the model: a run directory, an adapter directory, or a Hub id --------------------------------------------------------
@@ -384,6 +408,11 @@ def _labelled_config(model_dir: Path) -> Path | None:
     return None
 
 
+def _adapter_base(model_dir: Path, s: PredictConfig) -> str:
+    """The base model of an adapter directory: base_model=..., else adapter_config.json's base_model_name_or_path."""
+    return s.base_model or json.loads((model_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
+
+
 def load_classifier(model_dir: Path, task: str, s: PredictConfig):
     """(model in eval mode on its device, processor). Adapter directories load base + adapter and merge them."""
     import torch
@@ -415,9 +444,6 @@ def load_classifier(model_dir: Path, task: str, s: PredictConfig):
         if (model_dir / "adapter_config.json").is_file():
             from peft import PeftModel
 
-            base = (
-                s.base_model or json.loads((model_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
-            )
             labelled = _labelled_config(model_dir)
             if labelled is None:
                 raise TextftError(
@@ -425,14 +451,17 @@ def load_classifier(model_dir: Path, task: str, s: PredictConfig):
                 )
             config = AutoConfig.from_pretrained(labelled)
             labels = {"num_labels": config.num_labels, "id2label": config.id2label, "label2id": config.label2id}
+            base = _adapter_base(model_dir, s)
             try:
-                model = auto_model.from_pretrained(base, dtype=dtype, **labels)
+                # fp32 for the merge (W + BA rounded once), then the scoring dtype; a base that is a classifier of
+                # another class count gets a head of the run's size, which the adapter's saved head then replaces
+                model = auto_model.from_pretrained(base, dtype=torch.float32, ignore_mismatched_sizes=True, **labels)
             except OSError as e:
                 raise TextftError(
                     f"model: the adapter's base model '{base}' could not be loaded ({str(e).splitlines()[0]}); "
                     f"pass base_model=PATH"
                 ) from None
-            model = PeftModel.from_pretrained(model, model_dir).merge_and_unload()
+            model = PeftModel.from_pretrained(model, model_dir).merge_and_unload().to(dtype)
         else:
             model = auto_model.from_pretrained(model_dir, dtype=dtype)
         processor = auto_processor.from_pretrained(model_dir)
@@ -486,6 +515,27 @@ def _check_paths(s: PredictConfig) -> tuple[Path, Path]:
     return output, output.parent / f".{output.name}.parts"
 
 
+MODEL_FILES = ("*.safetensors", "*.json", "*.txt", "*.model", "*.yaml")  # weights, configs, tokenizer, recipe
+
+
+def model_fingerprint(model_dir: Path) -> dict:
+    """The model's files by name -> [size, mtime_ns]: a retrained, re-merged or re-downloaded model reads differently."""
+    files = sorted({p for pattern in MODEL_FILES for p in model_dir.glob(pattern) if p.is_file()})
+    return {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files}
+
+
+def _model_identity(s: PredictConfig) -> dict:
+    """Where the model is and what it is: its files (and, for an adapter, its base's) by size and modification time."""
+    model_dir = Path(s.model) if Path(s.model).is_dir() else _local_dir(s.model)
+    identity = {"model": str(model_dir.resolve()), "model_files": model_fingerprint(model_dir)}
+    if (model_dir / "adapter_config.json").is_file():
+        base = Path(_adapter_base(model_dir, s))
+        labelled = _labelled_config(model_dir)
+        identity["labels_config"] = model_fingerprint(labelled) if labelled and labelled != model_dir else None
+        identity["base_files"] = model_fingerprint(base) if base.is_dir() else str(base)
+    return identity
+
+
 def _manifest(s: PredictConfig) -> dict:
     """What the part files depend on: a rerun with the same manifest resumes, any change starts over."""
     stat = Path(s.input).stat()
@@ -494,7 +544,7 @@ def _manifest(s: PredictConfig) -> dict:
         "input": str(Path(s.input).resolve()),
         "input_size": stat.st_size,
         "input_mtime_ns": stat.st_mtime_ns,
-        "model": str(Path(s.model).resolve()) if Path(s.model).exists() else s.model,
+        **_model_identity(s),
         **{k: v for k, v in asdict(s).items() if k in keys},
     }
 
@@ -613,7 +663,8 @@ def predict(s: PredictConfig) -> dict:
                 s.prefix,
                 s.prefix,
             )
-    pred_names = problem.output_columns(s.prefix)
+    flag = f"{s.prefix}empty_input"  # true where the input was null or blank: no prediction
+    pred_names = [*problem.output_columns(s.prefix), flag]
 
     if state.is_main_process:
         _prepare_parts(parts, s)
@@ -629,8 +680,7 @@ def predict(s: PredictConfig) -> dict:
                 if part.exists():
                     progress.update(len(rows))
                     continue
-                logits = score_rows(rows, inputs, model, s, progress)
-                _write_part(_to_arrow(with_predictions(rows, logits, problem, s.prefix)), part)
+                _write_part(_to_arrow(predict_rows(rows, inputs, model, s, problem, flag, progress)), part)
                 n += len(rows)
         return n
 
@@ -648,7 +698,13 @@ def predict(s: PredictConfig) -> dict:
     summary["rows_per_s"] = round(scored / seconds, 1) if scored else None
     if state.is_main_process:
         summary["rows"] = _assemble(parts, output, pred_names, getattr(problem, "separator", "|"))
+        summary["empty_inputs"] = count_flagged(parts, flag)
         shutil.rmtree(parts)
+        if summary["empty_inputs"]:
+            log.warning(
+                "%d of %d rows had an empty or null input: no prediction for them (%s=true in %s)",
+                summary["empty_inputs"], summary["rows"], flag, output,
+            )  # fmt: skip
         if summary["rows"] == 0:
             log.warning("input %s has no rows: wrote an empty %s", s.input, output)
     state.wait_for_everyone()

@@ -51,6 +51,7 @@ ADAPTER_PATTERNS = ("adapter_config.json", "adapter_model.safetensors")
 RUN_FILES = (
     "recipe.yaml",
     "inference.json",
+    "thresholds.json",
     "metrics.json",
     "classification_report.json",
     "confusion_matrix.png",

@@ -84,12 +84,14 @@ def publish(staging: Path, output_dir: Path) -> None:
 
 def run(cfg: RecipeConfig) -> dict:
     """Train and evaluate one recipe; return the metrics written to output_dir/metrics.json."""
-    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+    from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 
     from textft.data import data_collator, load_splits, prepare_splits
-    from textft.model import build_model, load_processor, reload_best_checkpoint
+    from textft.leakage import check_every_class_trains, remove_shared_rows
+    from textft.model import build_model, load_processor
     from textft.modes import apply_mode, count_parameters
     from textft.optim import GradualUnfreezing, build_optimizer, needs_optimizer, unfreeze_enabled
+    from textft.trainer import TextftTrainer
 
     output_dir = Path(cfg.output_dir)
     checkpoints = output_dir / "checkpoints"
@@ -103,6 +105,9 @@ def run(cfg: RecipeConfig) -> dict:
     # 1. data: splits with an encoded `label` column, and the problem type (single-label, multi-label, regression)
     with args.main_process_first(desc="loading and tokenizing data"):
         splits, problem = load_splits(cfg)
+        splits, leakage = remove_shared_rows(splits, cfg)  # train rows also held out: counted, removed (data.dedup)
+        if problem.name == "single_label":
+            check_every_class_trains(splits["train"], problem.label_names, cfg.data.files.train or cfg.data.dataset)
         # from the stored labels: once images are encoded on the fly, reading a column would encode every image
         loss = problem.loss(splits["train"]["label"], cfg.data, args.label_smoothing_factor)
         processor = load_processor(cfg)
@@ -126,7 +131,7 @@ def run(cfg: RecipeConfig) -> dict:
     callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
     if unfreeze_enabled(cfg.unfreeze):  # freezes the body now; unfreezes it stage by stage during training
         callbacks.append(GradualUnfreezing(model, cfg.unfreeze))
-    trainer = Trainer(
+    trainer = TextftTrainer(
         model=model,
         args=args,
         train_dataset=splits["train"],
@@ -141,12 +146,11 @@ def run(cfg: RecipeConfig) -> dict:
     if needs_optimizer(cfg):  # per-group learning rates (head_lr, layer_decay); every parameter, frozen ones too
         trainer.optimizer = build_optimizer(trainer, cfg.optim)
     result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg, checkpoints))
-    reload_best_checkpoint(trainer)
     problem.finalize(trainer.model)  # regression: the target scaling moves into the head
 
     # 4. evaluate the best model: decisions tuned on validation (multi-label thresholds), then validation and test
     metrics = {k: v for k, v in result.metrics.items() if k.startswith("train_") or k == "epoch"}
-    metrics.update(trainable_params=trainable, total_params=total, problem_type=problem.name)
+    metrics.update(trainable_params=trainable, total_params=total, problem_type=problem.name, **leakage)
     metrics["precision"] = {"bf16": "bf16", "fp16": "fp16"}.get(args.mixed_precision, "fp32")  # textft.device
     outputs = {}
     for split, prefix in (("validation", "eval"), ("test", "test")):
@@ -161,12 +165,14 @@ def run(cfg: RecipeConfig) -> dict:
             metrics.update({f"{prefix}_{k}": v for k, v in problem.extra_metrics(*outputs[split]).items()})
 
     # 5. artifacts, written by the main process only: staged, then moved into place; metrics.json last
+    staging = output_dir / ".staging"
     if trainer.is_world_process_zero():
-        staging = output_dir / ".staging"
         shutil.rmtree(staging, ignore_errors=True)
-        problem.configure_model(trainer.model.config)
-        save_model(trainer.model, processor, cfg, staging)
+    problem.configure_model(trainer.model.config)
+    save_trained_model(trainer, processor, cfg, staging)  # every process: FSDP / DeepSpeed gather the weights
+    if trainer.is_world_process_zero():
         write_text_atomic(staging / "inference.json", json.dumps(inference_info(cfg, problem), indent=2))
+        problem.save(staging)
         split = "test" if "test" in outputs else "validation"
         problem.report(*outputs[split], staging, f"{cfg.name}: {split}")
         publish(staging, output_dir)
@@ -224,6 +230,36 @@ def save_model(model, processor, cfg: RecipeConfig, target: Path) -> None:
         model = model.merge_and_unload()
     model.save_pretrained(target)  # safetensors
     processor.save_pretrained(target)
+
+
+def save_trained_model(trainer, processor, cfg: RecipeConfig, target: Path) -> None:
+    """save_model for the Trainer's model; every process calls it. Under FSDP or DeepSpeed the weights are sharded:
+    all processes gather them (the Trainer's own saving path, accelerator.get_state_dict) into an unsharded copy on the
+    main process, which saves it like any model (LoRA: adapter/ and the merged model)."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
+        state_dict = trainer.accelerator.get_state_dict(trainer.deepspeed if trainer.is_deepspeed_enabled else model)
+        if trainer.is_world_process_zero():
+            model = _unsharded_copy(model, state_dict)
+    if trainer.is_world_process_zero():
+        save_model(model, processor, cfg, target)
+
+
+def _unsharded_copy(model, state_dict: dict):
+    """A CPU copy of `model` (a transformers model, or a PEFT model around one) holding the gathered weights."""
+    from torch.distributed.fsdp import FSDPModule
+
+    def fresh(module):  # FSDP2 swaps a sharded module's class for a subclass (FSDPBert...): build the original class
+        return next(c for c in type(module).__mro__ if not issubclass(c, FSDPModule))(module.config)
+
+    if hasattr(model, "peft_config"):
+        from peft import get_peft_model
+
+        copy = get_peft_model(fresh(model.get_base_model()), model.peft_config[model.active_adapter])
+    else:
+        copy = fresh(model)
+    copy.load_state_dict(state_dict, strict=True)
+    return copy
 
 
 def recipe_command(

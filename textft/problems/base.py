@@ -111,6 +111,9 @@ class Problem:
         """Report files for the final split (per-class report, confusion matrix, scatter)."""
         raise NotImplementedError
 
+    def save(self, folder: Path) -> None:
+        """Files of the problem's own beside the model (multi-label: thresholds.json)."""
+
     def configure_model(self, config) -> None:
         """What the saved config.json carries so that pipeline() decodes the model by itself."""
         config.problem_type = self.hf_problem_type

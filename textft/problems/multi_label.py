@@ -223,6 +223,10 @@ class MultiLabel(Problem):
             report[name]["threshold"] = t
         write_text_atomic(folder / "classification_report.json", json.dumps({"split": title, **report}, indent=2))
 
+    def save(self, folder: Path) -> None:
+        thresholds = dict(zip(self.label_names, self.thresholds, strict=True))
+        write_text_atomic(folder / "thresholds.json", json.dumps(thresholds, indent=2))
+
     def configure_model(self, config) -> None:
         super().configure_model(config)
         config.thresholds = dict(zip(self.label_names, self.thresholds, strict=True))  # for pipeline() users
