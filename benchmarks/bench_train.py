@@ -6,7 +6,9 @@
 Two setups train the same model from the same initial weights on the same rows with the same batch size and precision:
 - hf_example: what run_classification.py does by default: every row padded to max_length, random batches.
 - textft: textft's own pipeline: tokenize_splits (unpadded, `length` column), padding_collator (pad to the longest row of
-  the batch), train_arguments (length-grouped batches, fused AdamW, bf16/TF32 where the hardware has them).
+  the batch), train_arguments (length-grouped batches, fused AdamW, `train.bf16: auto`: bf16 autocast where
+  textft.device says the hardware computes it natively, GPUs and AMX / AVX512-BF16 CPUs; TF32 on GPUs).
+- textft_fp32 (IMDB-shaped data only): the same with train.bf16=false: what `auto` gains over fp32 on this machine.
 
 Two data sets:
 - imdb_shaped: real BBC News text cut to IMDB's WordPiece length distribution (mean 292, 12.7% over 512; Sun et al. 2019):
@@ -17,7 +19,7 @@ Two data sets:
 Per setup: samples/s and real (non-pad) tokens/s measured after `--warmup-steps`, padding waste (pad tokens / all
 tokens), peak memory (CUDA: max allocated; CPU: peak RSS of this process, reset before each setup), and on CUDA the
 model FLOPs utilisation on real tokens (6 x non-embedding params x tokens + attention, against the GPU's bf16 peak).
-Writes benchmarks/results/train_<machine>.json and .md.
+The CPU model and its native-bf16 flag are recorded. Writes benchmarks/results/train_<machine>.json and .md.
 """
 
 from __future__ import annotations
@@ -273,11 +275,13 @@ def run_setup(setup, model_name, splits, tokenizer, num_labels, args, max_length
     common.update(
         logging_steps=50, disable_tqdm=True, per_device_train_batch_size=args.batch_size, num_train_epochs=epochs
     )
-    precision_flags = {k: v for k, v in train_arguments(cfg).items() if k in ("bf16", "fp16")}
-    if setup == "textft":
+    if setup == "textft_fp32":
+        cfg.train["bf16"] = False
+    precision_flags = {k: v for k, v in train_arguments(cfg).items() if k in ("bf16", "fp16", "use_cpu")}
+    if setup.startswith("textft"):
         data = tokenize_splits(splits, tokenizer, cfg)
         kwargs = {**train_arguments(cfg), **common, "load_best_model_at_end": False, "torch_compile": args.compile}
-        multiple = 64 if args.compile else 8 if any(precision_flags.values()) else None
+        multiple = 64 if args.compile else 8 if (precision_flags["bf16"] or precision_flags["fp16"]) else None
         collate = counting(padding_collator(tokenizer, pad_to_multiple_of=multiple))
     else:  # the HF example: TrainingArguments defaults, the same precision, pad to max_length, random batches
         data = hf_example_data(splits, tokenizer, max_length)
@@ -308,7 +312,7 @@ def run_setup(setup, model_name, splits, tokenizer, num_labels, args, max_length
         "setup": setup,
         "precision": precision,
         "optimizer": str(trainer.args.optim),
-        "sampling": str(trainer.args.train_sampling_strategy) if setup == "textft" else "random",
+        "sampling": str(trainer.args.train_sampling_strategy) if setup.startswith("textft") else "random",
         "steps": len(clock.times),
         "measured_steps": len(clock.times) - w,
         "train_runtime_s": round(result.metrics["train_runtime"], 2),
@@ -322,7 +326,7 @@ def run_setup(setup, model_name, splits, tokenizer, num_labels, args, max_length
         "train_loss": round(result.metrics["train_loss"], 4),
     }
     if evaluate:
-        trainer.data_collator = padding_collator(tokenizer) if setup == "textft" else default_data_collator
+        trainer.data_collator = padding_collator(tokenizer) if setup.startswith("textft") else default_data_collator
         pred = trainer.predict(data["test"])  # textft evaluates in length-grouped order: compare with its label_ids
         logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
         report["test_accuracy"] = round(float((np.argmax(logits, -1) == pred.label_ids).mean()), 4)
@@ -333,14 +337,18 @@ def run_setup(setup, model_name, splits, tokenizer, num_labels, args, max_length
 
 
 def compare(name: str, rows: dict, runs: list[dict]) -> dict:
-    base, ours = runs
-    return {
+    base, ours, *fp32 = runs
+    result = {
         "data": name,
         **rows,
         "hf_example": base,
         "textft": ours,
         "speedup_samples_per_s": round(ours["samples_per_s"] / base["samples_per_s"], 2),
     }
+    if fp32:
+        result["textft_fp32"] = fp32[0]
+        result["auto_vs_fp32_samples_per_s"] = round(ours["samples_per_s"] / fp32[0]["samples_per_s"], 2)
+    return result
 
 
 # ---- the report -------------------------------------------------------------------------------------------------------
@@ -354,7 +362,10 @@ def machine() -> dict:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    from textft.device import cpu_bf16_support
+
     info = {"cpu": cpu, "cpu_cores": cores, "torch_threads": torch.get_num_threads(), "gpu": gpu}
+    info["cpu_bf16"] = cpu_bf16_support()
     import transformers
 
     info.update(torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version())
@@ -368,7 +379,8 @@ def markdown(result: dict) -> str:
     lines = [
         f"# Training throughput: textft vs the HF-example default ({m['gpu'] or 'CPU'})",
         "",
-        f"Machine: {m['gpu'] or 'no GPU'}; {m['cpu']}, {m['cpu_cores']} cores ({m['torch_threads']} torch threads); "
+        f"Machine: {m['gpu'] or 'no GPU'}; {m['cpu']} (native bf16: {m.get('cpu_bf16') or 'none'}), {m['cpu_cores']} "
+        f"cores ({m['torch_threads']} torch threads); "
         f"torch {m['torch']}, "
         f"transformers {m['transformers']}. {result['note']}",
         f"Command: `{result['command']}` ({result['date']}, whole run {result['wall_s']} s)",
@@ -378,7 +390,9 @@ def markdown(result: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for part in result["results"]:
-        for setup in ("hf_example", "textft"):
+        for setup in ("hf_example", "textft", "textft_fp32"):
+            if setup not in part:
+                continue
             r = part[setup]
             cells = [
                 part["data"],
@@ -410,6 +424,8 @@ def markdown(result: dict) -> str:
                 f"padding waste is {e['textft_padding_waste_pct']}% for textft against "
                 f"{e['hf_example_padding_waste_pct']}% padded to max_length"
             )
+        if "auto_vs_fp32_samples_per_s" in part:
+            extra += f"; textft's precision auto ({part['textft']['precision']}) is {part['auto_vs_fp32_samples_per_s']}x fp32"
         lines.append(
             f"- {part['data']}: textft is **{part['speedup_samples_per_s']}x** the HF-example samples/s{extra}."
         )
@@ -463,7 +479,7 @@ def main(argv: list[str] | None = None) -> dict:
     splits = DatasetDict({"train": imdb})
     runs = [
         run_setup(s, model_name, splits, tokenizer, 5, args, args.max_length, args.epochs)
-        for s in ("hf_example", "textft")
+        for s in ("hf_example", "textft", "textft_fp32")
     ]
     part = {"model": args.model, "max_length": args.max_length, "batch_size": args.batch_size, "epochs": args.epochs}
     results.append(compare("imdb_shaped", {**part, "lengths": shape}, runs))

@@ -171,7 +171,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "load_best_model_at_end": True,  # metric_for_best_model: the problem type's (f1_macro, f1_micro, rmse)
     "save_total_limit": 2,
     "report_to": "none",
-    "train_sampling_strategy": "group_by_length",  # length-grouped batches: little padding
+    "train_sampling_strategy": "group_by_length",  # little padding; accuracy: benchmarks/results/seed_study.md
     "dataloader_num_workers": 0,
     "bf16": "auto",  # bf16 where the device supports it (or what `accelerate launch --mixed_precision` says)
     "tf32": "auto",  # TF32 matmuls on Ampere and newer GPUs
@@ -444,7 +444,9 @@ def train_arguments(cfg: RecipeConfig) -> dict[str, Any]:
     for key in ("eval_strategy", "save_strategy", "logging_strategy"):
         if args.get(key) is False:  # YAML 1.1 reads a bare `no` (train.eval_strategy=no) as false
             args[key] = "no"
-    args.update(mixed_precision_flags(args))
+    args.update(mixed_precision_flags(args, cfg.mode))
+    if (args["bf16"] or args["fp16"]) and not _has_accelerator():
+        args.setdefault("use_cpu", True)  # the Trainer refuses bf16 without a GPU unless told the CPU is meant
     if args.get("tf32") == "auto":
         from transformers.utils import is_torch_tf32_available
 
@@ -465,12 +467,16 @@ def _has_accelerator() -> bool:
     return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
 
 
-def mixed_precision_flags(args: dict[str, Any]) -> dict[str, bool]:
+def mixed_precision_flags(args: dict[str, Any], mode: str = "full") -> dict[str, bool]:
     """`bf16`/`fp16` from the recipe (true, false, or bf16 "auto") reconciled with `accelerate launch --mixed_precision`.
 
-    The launcher's choice arrives as ACCELERATE_MIXED_PRECISION. When it asks for fp16 or bf16, both flags stay off and
-    the Trainer follows the launcher; a recipe that explicitly turns the other precision on is an error, not a silent pick.
+    `auto` asks textft.device what the device computes well for this training `mode` (bf16 on GPUs that have it and on
+    CPUs with native bf16). The launcher's choice arrives as ACCELERATE_MIXED_PRECISION. When it asks for fp16 or bf16,
+    both flags stay off and the Trainer follows the launcher; a recipe that explicitly turns the other precision on is an
+    error, not a silent pick.
     """
+    from textft.device import Precision, announce, train_precision
+
     bf16, fp16 = args.get("bf16", False), args.get("fp16", False)
     for key, value in (("bf16", bf16), ("fp16", fp16)):
         if not (isinstance(value, bool) or (key == "bf16" and value == "auto")):
@@ -484,11 +490,16 @@ def mixed_precision_flags(args: dict[str, Any]) -> dict[str, bool]:
                 f"recipe key 'train.{asked}' is true but accelerate launch asks for --mixed_precision {launcher}; "
                 f"drop one of them (set train.{asked}=false, or launch with --mixed_precision {asked})"
             )
+        announce("training", Precision("launcher", launcher, "accelerate launch --mixed_precision"))
         return {"bf16": False, "fp16": False}  # TrainingArguments then takes ACCELERATE_MIXED_PRECISION
-    if bf16 == "auto":
-        import torch
-
-        bf16 = not fp16 and bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if bf16 == "auto" and not fp16:
+        choice = train_precision(mode)
+        bf16 = choice.dtype == "bfloat16"
+        announce("training", choice)
+    else:
+        bf16 = bf16 is True
+        set_by = "train.bf16=true" if bf16 else "train.fp16=true" if fp16 else "train.bf16=false"
+        announce("training", Precision("any", "bfloat16" if bf16 else "float16" if fp16 else "float32", set_by))
     if bf16 and fp16:
         raise RecipeError("recipe keys 'train.bf16' and 'train.fp16' are both true; choose one")
     return {"bf16": bf16, "fp16": fp16}

@@ -4,10 +4,10 @@
     accelerate launch textft/predict.py model=outputs/bbc_minilm input=big.parquet output=scored.parquet
 
 The input streams in chunks (bounded memory). Within a chunk the rows are encoded as in training (the run's recipe.yaml),
-sorted by length so that a batch pads to almost nothing, scored under torch.inference_mode (bf16/fp16 on GPU), and put
-back in input order. Each finished chunk is a part file in a folder next to the output, so a rerun skips what is done;
-the output appears by one rename when every chunk is scored. Under `accelerate launch` the chunks are split over the
-processes and the main process assembles the output.
+sorted by length so that a batch pads to almost nothing, scored under torch.inference_mode (in bf16 where the device
+computes it natively: textft.device), and put back in input order. Each finished chunk is a part file in a folder
+next to the output, so a rerun skips what is done; the output appears by one rename when every chunk is scored.
+Under `accelerate launch` the chunks are split over the processes and the main process assembles the output.
 
 The input side is per task (INPUTS): a reader turns a file into chunks of rows (READERS, by file extension), and an
 `Inputs` turns a chunk of rows into model inputs. Images (textft/images.py) plug in the same way: a folder of images, or a
@@ -77,7 +77,7 @@ class PredictConfig:
     batch_size: int = 32
     chunk_size: int = 4096  # rows read, scored and written at a time: the memory bound and the unit of resume
     device: str = "auto"
-    dtype: str = "auto"  # auto: bf16 (else fp16) on GPU, fp32 on CPU
+    dtype: str = "auto"  # auto: bf16 (else fp16) on GPU, bf16 on CPUs with native bf16 (AMX, AVX512-BF16), else fp32
     base_model: str | None = None  # adapter directories: overrides adapter_config.json's base_model_name_or_path
     prefix: str | None = None
     resume: bool = True
@@ -455,9 +455,12 @@ def load_classifier(model_dir: Path, task: str, s: PredictConfig):
 
         return load_onnx_classifier(model_dir, auto_processor, device)
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if s.dtype == "auto":
-        on_gpu = device.startswith("cuda")
-        dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if on_gpu else torch.float32
+    if s.dtype == "auto":  # what the device computes well (textft.device): bf16 on GPUs and on CPUs with native bf16
+        from textft.device import announce, predict_precision
+
+        choice = predict_precision(device)
+        announce("prediction", choice)
+        dtype = dtypes[choice.dtype]
     elif s.dtype in dtypes:
         dtype = dtypes[s.dtype]
     else:
