@@ -36,15 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from textft.config import parse_settings  # noqa: E402
-from textft.predict import (  # noqa: E402
-    PredictConfig,
-    load_classifier,
-    predict,
-    resolve_settings,
-    run_info,
-    score_rows,
-    text_inputs,
-)
+from textft.inference import load_classifier, run_info, score_rows, text_inputs  # noqa: E402
+from textft.predict import PredictConfig, predict, resolve_settings  # noqa: E402
 
 
 def imdb_shaped_texts(articles: list[str], tokenizer, n: int, seed: int = 0) -> list[str]:

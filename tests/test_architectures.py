@@ -197,7 +197,8 @@ def test_family_trains_saves_and_reloads_to_the_same_predictions(
     from transformers import pipeline
 
     import textft.train
-    from textft.predict import PredictConfig, load_classifier
+    from textft.inference import load_classifier
+    from textft.predict import PredictConfig
 
     options = dict(OPTIONS.get(mode, {}))
     if family in DECODERS and mode == "lora":  # activation checkpointing through frozen layers into the adapters

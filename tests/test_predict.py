@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from conftest import keyword_rows, write_csv
 
+from textft import inference
 from textft import predict as predict_module
 from textft.config import TextftError, parse_settings
 from textft.predict import PredictConfig, predict
@@ -98,7 +99,7 @@ def test_every_input_format_gives_the_same_predictions(full_run, texts, tmp_path
 def test_an_interrupted_run_resumes_without_redoing_written_chunks(full_run, texts, tmp_path, monkeypatch):
     inp = write_csv(tmp_path / "in.csv", [{"text": t} for t in texts])
     out = tmp_path / "out.parquet"
-    real_score = predict_module.score_rows
+    real_score = inference.score_rows
     calls = []
 
     def crash_on_third_chunk(rows, *args, **kwargs):
@@ -107,7 +108,7 @@ def test_an_interrupted_run_resumes_without_redoing_written_chunks(full_run, tex
             raise KeyboardInterrupt
         return real_score(rows, *args, **kwargs)
 
-    monkeypatch.setattr(predict_module, "score_rows", crash_on_third_chunk)
+    monkeypatch.setattr(inference, "score_rows", crash_on_third_chunk)
     with pytest.raises(KeyboardInterrupt):
         run_predict(full_run, inp, out, chunk_size=10)
     assert not out.exists(), "no output until every chunk is scored"
@@ -119,7 +120,7 @@ def test_an_interrupted_run_resumes_without_redoing_written_chunks(full_run, tex
         calls.append(int(rows.index[0]))
         return real_score(rows, *args, **kwargs)
 
-    monkeypatch.setattr(predict_module, "score_rows", count)
+    monkeypatch.setattr(inference, "score_rows", count)
     summary = run_predict(full_run, inp, out, chunk_size=10)
     assert calls == [20, 30, 40], "only the chunks not yet written are scored"
     assert summary["rows"] == len(texts) and summary["scored_now"] == 25
@@ -217,7 +218,7 @@ def test_command_line_help_and_unknown_settings(capsys):
 
 
 def test_the_progress_total_is_the_row_count_where_it_is_cheap_and_exact(tmp_path):
-    from textft.predict import known_rows
+    from textft.predict_files import known_rows
 
     (tmp_path / "a.txt").write_text("one\ntwo\n\nfour\n")
     (tmp_path / "a.jsonl").write_text('{"text": "x"}\n\n{"text": "y"}\n')

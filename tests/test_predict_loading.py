@@ -12,7 +12,8 @@ from test_predict import prob_columns, read, reference_probs, run_predict, texts
 
 from textft import predict as predict_module
 from textft.config import parse_settings
-from textft.predict import PredictConfig, load_classifier
+from textft.inference import load_classifier
+from textft.predict import PredictConfig
 
 
 def test_a_retrained_model_starts_over_instead_of_resuming_the_old_models_parts(full_run, texts, tmp_path, monkeypatch):  # noqa: F811
@@ -21,12 +22,12 @@ def test_a_retrained_model_starts_over_instead_of_resuming_the_old_models_parts(
     model_dir = tmp_path / "run"
     shutil.copytree(full_run, model_dir)
     inp = write_csv(tmp_path / "in.csv", [{"text": t} for t in texts])
-    real_assemble = predict_module._assemble
+    real_assemble = predict_module.assemble
 
     def killed_before_assembling(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(predict_module, "_assemble", killed_before_assembling)  # every chunk scored, no output yet
+    monkeypatch.setattr(predict_module, "assemble", killed_before_assembling)  # every chunk scored, no output yet
     with pytest.raises(KeyboardInterrupt):
         run_predict(model_dir, inp, tmp_path / "out.csv", chunk_size=10)
     assert len(list((tmp_path / ".out.csv.parts").glob("part-*.parquet"))) == 5
@@ -36,7 +37,7 @@ def test_a_retrained_model_starts_over_instead_of_resuming_the_old_models_parts(
     with torch.no_grad():
         model.classifier.weight.mul_(-3.0)
     model.save_pretrained(model_dir)
-    monkeypatch.setattr(predict_module, "_assemble", real_assemble)
+    monkeypatch.setattr(predict_module, "assemble", real_assemble)
     summary = run_predict(model_dir, inp, tmp_path / "out.csv", chunk_size=10)
     assert summary["scored_now"] == len(texts)
     result = read(tmp_path / "out.csv")

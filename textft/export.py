@@ -166,16 +166,9 @@ def export(s: ExportConfig) -> dict:
     """Export s.model to ONNX in s.out, check parity on real rows, write export_report.json; return the report."""
     import torch
 
-    from textft.predict import (
-        INPUTS,
-        PredictConfig,
-        load_classifier,
-        read_chunks,
-        resolve_settings,
-        run_info,
-        run_problem,
-        score_rows,
-    )
+    from textft.inference import INPUTS, load_classifier, run_info, run_problem, score_rows
+    from textft.predict import PredictConfig, resolve_settings
+    from textft.predict_files import read_chunks
 
     run_dir = Path(s.model)
     if not (run_dir / "config.json").is_file():
