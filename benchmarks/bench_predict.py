@@ -35,7 +35,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from textft.config import parse_settings  # noqa: E402
+from textft.cli import parse_settings  # noqa: E402
 from textft.inference import load_classifier, run_info, score_rows, text_inputs  # noqa: E402
 from textft.predict import PredictConfig, predict, resolve_settings  # noqa: E402
 

@@ -43,7 +43,7 @@ def sample():
         samples.append((round(time.perf_counter() - started, 1), round(rss_mib(), 1)))
 
 threading.Thread(target=sample, daemon=True).start()
-from textft.config import parse_settings
+from textft.cli import parse_settings
 from textft.predict import PredictConfig, predict
 
 summary = predict(parse_settings(PredictConfig, settings, "textft-predict"))

@@ -56,8 +56,9 @@ from transformers import (  # noqa: E402
 )
 
 from textft.assets import bbc_articles, minilm_path  # noqa: E402
-from textft.config import DataConfig, ModelConfig, RecipeConfig, train_arguments  # noqa: E402
+from textft.config import DataConfig, ModelConfig, RecipeConfig  # noqa: E402
 from textft.text import padding_collator, tokenize_splits  # noqa: E402
+from textft.train_args import train_arguments  # noqa: E402
 
 IMDB_MEAN_TOKENS, IMDB_SHARE_OVER_512 = 292, 0.1269  # Sun et al. 2019, Table 1 (bert-base-uncased WordPiece)
 ACCURACY_TOLERANCE = 0.02  # the two setups see rows in different orders; more than 2 points apart would be a bug

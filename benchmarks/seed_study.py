@@ -123,8 +123,9 @@ def build_set(name: str, work: Path) -> dict[str, str]:
 
 
 def run_one(set_name: str, arm: str, seed: int, files: dict[str, str], work: Path) -> dict:
-    from textft.config import load_recipe, train_arguments
+    from textft.config import load_recipe
     from textft.train import run
+    from textft.train_args import train_arguments
 
     max_length = SETS[set_name][0]
     overrides = [

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from textft.config import RecipeError, available_recipes, load_recipe, to_yaml, train_arguments
+from textft.config import RecipeError, available_recipes, load_recipe, to_yaml
 from textft.train import main
+from textft.train_args import train_arguments
 
 
 def test_bundled_recipes_all_load():

@@ -12,8 +12,10 @@ import torch
 from conftest import keyword_rows, tiny_overrides, write_csv
 
 from textft import device
-from textft.config import load_recipe, parse_settings, train_arguments
+from textft.cli import parse_settings
+from textft.config import load_recipe
 from textft.predict import PredictConfig, predict
+from textft.train_args import train_arguments
 
 CPUINFO = "processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse avx2 {extra}\n\nprocessor\t: 1\n"
 

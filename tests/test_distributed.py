@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from textft.assets import bbc_articles, minilm_path
-from textft.config import RecipeError, load_recipe, train_arguments
+from textft.config import RecipeError, load_recipe
+from textft.train_args import train_arguments
 
 ROOT = Path(__file__).resolve().parents[1]
 # 2 processes x 8 rows per device against 1 process x 16 rows: the same global batch, steps and schedule. The runs are

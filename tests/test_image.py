@@ -12,7 +12,8 @@ import torch
 from conftest import TINY_VIT_CONFIG
 from PIL import Image
 
-from textft.config import TextftError, load_recipe, parse_settings
+from textft.cli import parse_settings
+from textft.config import TextftError, load_recipe
 from textft.data import load_splits, prepare_splits
 from textft.images import image_encoder, image_files, image_rows, open_image, random_resized_crop, to_rgb
 from textft.model import build_model, load_processor

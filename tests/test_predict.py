@@ -12,7 +12,8 @@ from conftest import keyword_rows, write_csv
 
 from textft import inference
 from textft import predict as predict_module
-from textft.config import TextftError, parse_settings
+from textft.cli import parse_settings
+from textft.config import TextftError
 from textft.predict import PredictConfig, predict
 
 

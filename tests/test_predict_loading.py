@@ -11,7 +11,7 @@ from conftest import write_csv
 from test_predict import prob_columns, read, reference_probs, run_predict, texts  # noqa: F401 (texts: a fixture)
 
 from textft import predict as predict_module
-from textft.config import parse_settings
+from textft.cli import parse_settings
 from textft.inference import load_classifier
 from textft.predict import PredictConfig
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 from conftest import FILLER, tiny_overrides, write_csv
 
-from textft.config import RecipeError, TextftError, load_recipe, parse_settings
+from textft.cli import parse_settings
+from textft.config import RecipeError, TextftError, load_recipe
 from textft.data import load_splits
 from textft.predict import PredictConfig, predict
 from textft.problems import MultiLabel, Regression, SingleLabel

@@ -8,7 +8,8 @@ import logging
 import pytest
 from huggingface_hub import HfApi, ModelCard
 
-from textft.config import TextftError, parse_settings
+from textft.cli import parse_settings
+from textft.config import TextftError
 from textft.push import PushConfig, push
 
 FAKE_TOKEN = "hf_textftTESTtokenNEVERwritten0123456789"

@@ -9,9 +9,10 @@ import optuna
 import pytest
 from conftest import tiny_overrides, tiny_vit_recipe
 
-from textft.config import TextftError, best_metric, load_recipe
+from textft.config import TextftError, load_recipe
 from textft.search import Param, parse_space, pruning_callback, suggest
 from textft.search import main as search_main
+from textft.train_args import best_metric
 
 SPACE = (
     "search.space={train.learning_rate: {type: log, low: 1.0e-4, high: 3.0e-3},"

@@ -23,8 +23,9 @@ import math
 import shutil
 from pathlib import Path
 
-from textft.config import RecipeConfig, TextftError, to_yaml, train_arguments, write_text_atomic
+from textft.config import RecipeConfig, TextftError, to_yaml, write_text_atomic
 from textft.train import publish, recipe_command
+from textft.train_args import train_arguments
 
 log = logging.getLogger("textft")
 

@@ -6,7 +6,8 @@ import re
 from importlib import metadata
 from pathlib import Path
 
-from textft.config import RecipeConfig, train_arguments
+from textft.config import RecipeConfig
+from textft.train_args import train_arguments
 
 PIPELINE_TAGS = {"text": "text-classification", "image": "image-classification"}
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

@@ -6,7 +6,6 @@ import dataclasses
 import difflib
 import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,29 +155,6 @@ class RecipeConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     cv: CvConfig = field(default_factory=CvConfig)
 
-
-# textft's defaults for TrainingArguments; a recipe's `train:` section overrides any of them.
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "num_train_epochs": 3,
-    "learning_rate": 5e-5,
-    "per_device_train_batch_size": 16,
-    "per_device_eval_batch_size": 64,
-    "weight_decay": 0.01,
-    "warmup_steps": 0.06,  # a float < 1 is a fraction of the total steps
-    "eval_strategy": "epoch",
-    "save_strategy": "epoch",
-    "logging_steps": 20,
-    "load_best_model_at_end": True,  # metric_for_best_model: the problem type's (f1_macro, f1_micro, rmse)
-    "save_total_limit": 2,
-    "report_to": "none",
-    "train_sampling_strategy": "group_by_length",  # little padding; accuracy: benchmarks/results/seed_study.md
-    "dataloader_num_workers": 0,
-    "bf16": "auto",  # bf16 where the device supports it (or what `accelerate launch --mixed_precision` says)
-    "tf32": "auto",  # TF32 matmuls on Ampere and newer GPUs
-}
-
-# Per-task changes to those defaults: images have no length to group batches by.
-TASK_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {"image": {"train_sampling_strategy": "random"}}
 
 # Keys that textft sets itself; a recipe must not set them under `train:`.
 TRAIN_RESERVED = {"output_dir": "output_dir", "seed": "seed"}
@@ -385,16 +361,6 @@ def _check_experiments(cfg: RecipeConfig) -> None:
         raise RecipeError(f"recipe key 'search.startup_trials' is {cfg.search.startup_trials}; give 0 or more")
 
 
-def best_metric(cfg: RecipeConfig, problem) -> tuple[str, bool]:
-    """(metric_for_best_model without its eval_ prefix, greater_is_better): what picks the best checkpoint and what
-    textft-search optimises. The recipe's train.metric_for_best_model, else the problem type's (`problem`: a
-    textft.problems object); the recipe's train.greater_is_better, else the problem's answer for that metric (the
-    Trainer itself guesses True for every name not ending in "loss", rmse included)."""
-    name = str(cfg.train.get("metric_for_best_model") or problem.best_metric).removeprefix("eval_")
-    greater = cfg.train.get("greater_is_better")
-    return name, bool(problem.greater_is_better(name) if greater is None else greater)
-
-
 def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> RecipeConfig:
     """Recipe file (+ its bases) + dotted overrides -> a validated RecipeConfig object."""
     raw = _read_recipe(name_or_path)
@@ -435,76 +401,6 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe
     return obj
 
 
-def train_arguments(cfg: RecipeConfig) -> dict[str, Any]:
-    """TrainingArguments kwargs: textft's defaults, then the recipe's `train:` section."""
-    import torch
-
-    args = {**TRAIN_DEFAULTS, **TASK_TRAIN_DEFAULTS.get(cfg.task, {}), **cfg.train}
-    args.setdefault("dataloader_pin_memory", torch.cuda.is_available())  # pinning only helps host-to-GPU copies
-    for key in ("eval_strategy", "save_strategy", "logging_strategy"):
-        if args.get(key) is False:  # YAML 1.1 reads a bare `no` (train.eval_strategy=no) as false
-            args[key] = "no"
-    args.update(mixed_precision_flags(args, cfg.mode))
-    if (args["bf16"] or args["fp16"]) and not _has_accelerator():
-        args.setdefault("use_cpu", True)  # the Trainer refuses bf16 without a GPU unless told the CPU is meant
-    if args.get("tf32") == "auto":
-        from transformers.utils import is_torch_tf32_available
-
-        args["tf32"] = True if is_torch_tf32_available() else None  # None: leave the backend's setting alone
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
-        args.setdefault("use_cpu", True)  # several processes on a CPU-only machine: one gloo group, not N lone runs
-    if cfg.task == "text":
-        args.setdefault("remove_unused_columns", False)  # keep the `length` column for the length-grouped sampler
-    if args.get("save_strategy") != args.get("eval_strategy") and args.get("load_best_model_at_end"):
-        args["save_strategy"] = args["eval_strategy"]  # the Trainer requires them equal to keep the best model
-    return args
-
-
-def _has_accelerator() -> bool:
-    import torch
-
-    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
-    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
-
-
-def mixed_precision_flags(args: dict[str, Any], mode: str = "full") -> dict[str, bool]:
-    """`bf16`/`fp16` from the recipe (true, false, or bf16 "auto") reconciled with `accelerate launch --mixed_precision`.
-
-    `auto` asks textft.device what the device computes well for this training `mode` (bf16 on GPUs that have it and on
-    CPUs with native bf16). The launcher's choice arrives as ACCELERATE_MIXED_PRECISION. When it asks for fp16 or bf16,
-    both flags stay off and the Trainer follows the launcher; a recipe that explicitly turns the other precision on is an
-    error, not a silent pick.
-    """
-    from textft.device import Precision, announce, train_precision
-
-    bf16, fp16 = args.get("bf16", False), args.get("fp16", False)
-    for key, value in (("bf16", bf16), ("fp16", fp16)):
-        if not (isinstance(value, bool) or (key == "bf16" and value == "auto")):
-            allowed = "true, false or auto" if key == "bf16" else "true or false"
-            raise RecipeError(f"recipe key 'train.{key}' is {value!r}; use {allowed}")
-    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
-    if launcher not in ("no", ""):
-        asked = "bf16" if bf16 is True else "fp16" if fp16 is True else None
-        if asked and asked != launcher:
-            raise RecipeError(
-                f"recipe key 'train.{asked}' is true but accelerate launch asks for --mixed_precision {launcher}; "
-                f"drop one of them (set train.{asked}=false, or launch with --mixed_precision {asked})"
-            )
-        announce("training", Precision("launcher", launcher, "accelerate launch --mixed_precision"))
-        return {"bf16": False, "fp16": False}  # TrainingArguments then takes ACCELERATE_MIXED_PRECISION
-    if bf16 == "auto" and not fp16:
-        choice = train_precision(mode)
-        bf16 = choice.dtype == "bfloat16"
-        announce("training", choice)
-    else:
-        bf16 = bf16 is True
-        set_by = "train.bf16=true" if bf16 else "train.fp16=true" if fp16 else "train.bf16=false"
-        announce("training", Precision("any", "bfloat16" if bf16 else "float16" if fp16 else "float32", set_by))
-    if bf16 and fp16:
-        raise RecipeError("recipe keys 'train.bf16' and 'train.fp16' are both true; choose one")
-    return {"bf16": bf16, "fp16": fp16}
-
-
 def to_yaml(cfg: RecipeConfig) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
 
@@ -522,65 +418,3 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-# ---- command line: the key=value style shared by textft-train, textft-predict and textft-push --------------------------
-
-
-def split_argv(argv: list[str], usage: str, flags: tuple[str, ...] = ()) -> tuple[list[str], set[str]]:
-    """argv -> (key=value pairs, flags); prints `usage` and exits on --help or no arguments."""
-    if not argv or "-h" in argv or "--help" in argv:
-        print(usage)
-        raise SystemExit(0)
-    given = [a for a in argv if a.startswith("--")]
-    unknown = [f for f in given if f not in flags]
-    if unknown:
-        known = ", ".join((*flags, "--help"))
-        raise TextftError(f"unknown flag {unknown[0]}; flags: {known} (settings are key=value)")
-    pairs = [a for a in argv if not a.startswith("--")]
-    bad = [a for a in pairs if "=" not in a]
-    if bad:
-        raise TextftError(f"argument '{bad[0]}' is not key=value (see --help)")
-    return pairs, set(given)
-
-
-def parse_settings(schema: type, pairs: list[str], command: str) -> Any:
-    """`key=value` pairs -> an instance of a flat settings dataclass; unknown or missing keys are one-line errors."""
-    valid = [f.name for f in dataclasses.fields(schema)]
-    for item in pairs:
-        key = item.split("=", 1)[0]
-        if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(valid)}"
-            raise TextftError(f"{command}: unknown setting '{key}'; {hint}")
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(pairs))
-        missing = sorted(OmegaConf.missing_keys(merged))
-        if missing:
-            raise TextftError(f"{command}: '{missing[0]}' is required; pass {missing[0]}=... (see --help)")
-        obj = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", None) or "?"
-        raise TextftError(f"{command}: setting '{key}': {str(e).splitlines()[0]}") from None
-    for f in dataclasses.fields(obj):
-        if isinstance(getattr(obj, f.name), ListConfig):
-            setattr(obj, f.name, list(getattr(obj, f.name)))
-    return obj
-
-
-def run_command(action: Callable[[Any], Any], schema: type, usage: str, command: str, argv: list[str] | None) -> None:
-    """The body of a `key=value` console script: parse argv into `schema`, run `action`, print its JSON result;
-    a TextftError becomes one line on stderr and exit status 2."""
-    import json
-    import logging
-    import sys
-
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    try:
-        pairs, _ = split_argv(sys.argv[1:] if argv is None else argv, usage)
-        result = action(parse_settings(schema, pairs, command))
-    except TextftError as e:
-        print(f"textft: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    if result is not None:
-        print(json.dumps(result))

@@ -27,7 +27,8 @@ from types import SimpleNamespace
 
 from omegaconf import MISSING
 
-from textft.config import TextftError, run_command, write_text_atomic
+from textft.cli import run_command
+from textft.config import TextftError, write_text_atomic
 
 log = logging.getLogger("textft")
 

@@ -35,7 +35,8 @@ from typing import Any
 import pandas as pd
 from omegaconf import MISSING
 
-from textft.config import TextftError, run_command
+from textft.cli import run_command
+from textft.config import TextftError
 from textft.inference import INPUTS, load_classifier, local_dir, predict_rows, run_info, run_problem
 from textft.predict_files import (
     assemble,

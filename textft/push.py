@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 from omegaconf import MISSING
 
-from textft.config import TextftError, load_recipe, run_command
+from textft.cli import run_command
+from textft.config import TextftError, load_recipe
 
 log = logging.getLogger("textft")
 

@@ -4,7 +4,7 @@
     textft-train recipe=outputs/bbc_minilm_search/search/best_recipe.yaml
 
 The space is the recipe's `search.space`: any recipe key -> {type: float|int|log|choice, ...}. The objective is
-metric_for_best_model on validation (its direction from textft.config.best_metric); the test split is left out of every
+metric_for_best_model on validation (its direction from textft.train_args.best_metric); the test split is left out of every
 trial. TPE samples the next trial, the median pruner stops a trial whose evaluation falls below the median of earlier
 trials at the same evaluation, and the study lives in OUTPUT_DIR/search/study.db, so a rerun of the same command
 resumes an interrupted search. After each trial, OUTPUT_DIR/search/trials.csv and best_recipe.yaml are rewritten.
@@ -27,15 +27,9 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
-from textft.config import (
-    RecipeConfig,
-    TextftError,
-    best_metric,
-    load_recipe,
-    split_argv,
-    to_yaml,
-    write_text_atomic,
-)
+from textft.cli import split_argv
+from textft.config import RecipeConfig, TextftError, load_recipe, to_yaml, write_text_atomic
+from textft.train_args import best_metric
 
 log = logging.getLogger("textft")
 

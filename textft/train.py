@@ -20,17 +20,9 @@ import os
 import shutil
 from collections.abc import Callable
 
-from textft.config import (
-    RecipeConfig,
-    TextftError,
-    available_recipes,
-    best_metric,
-    load_recipe,
-    split_argv,
-    to_yaml,
-    train_arguments,
-    write_text_atomic,
-)
+from textft.cli import split_argv
+from textft.config import RecipeConfig, TextftError, available_recipes, load_recipe, to_yaml, write_text_atomic
+from textft.train_args import best_metric, train_arguments
 
 log = logging.getLogger("textft")
 
