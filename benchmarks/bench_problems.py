@@ -90,43 +90,20 @@ def tfidf():
     return TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2)
 
 
-def multilabel_metrics(y: np.ndarray, probs: np.ndarray, thresholds: np.ndarray) -> dict[str, float]:
-    """The multi-label keys textft reports, at the given per-label thresholds (scikit-learn definitions)."""
-    from sklearn.metrics import (
-        accuracy_score,
-        average_precision_score,
-        f1_score,
-        hamming_loss,
-        precision_score,
-        recall_score,
-        roc_auc_score,
-    )
+def multilabel_scores(y: np.ndarray, probs: np.ndarray, thresholds) -> dict[str, float]:
+    """The multi-label keys, computed by textft's own metric module: the baseline is scored exactly as textft is."""
+    from textft.problems import MultiLabel
 
-    pred = (probs >= thresholds).astype(int)
-    return {
-        "f1_micro": f1_score(y, pred, average="micro", zero_division=0),
-        "f1_macro": f1_score(y, pred, average="macro", zero_division=0),
-        "f1_samples": f1_score(y, pred, average="samples", zero_division=0),
-        "precision_micro": precision_score(y, pred, average="micro", zero_division=0),
-        "recall_micro": recall_score(y, pred, average="micro", zero_division=0),
-        "subset_accuracy": accuracy_score(y, pred),
-        "hamming_loss": hamming_loss(y, pred),
-        "roc_auc_macro": roc_auc_score(y, probs, average="macro"),
-        "average_precision_macro": average_precision_score(y, probs, average="macro"),
-    }
+    return MultiLabel(list(TOPICS)).metrics(probs, y, list(thresholds))
 
 
-def best_f1_thresholds(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """textft's rule (problems/multi_label.py): per label, the cut on the grid 0.05..0.95 that maximises its F1, ties
-    to the cut nearest 0.5."""
-    grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
-    out = []
-    for j in range(y.shape[1]):
-        decided = probs[:, j][None, :] >= grid[:, None]
-        f1 = 2 * (decided & (y[:, j] == 1)).sum(axis=1) / (decided.sum(axis=1) + y[:, j].sum())
-        best = np.flatnonzero(f1 >= f1.max() - 1e-12)
-        out.append(float(grid[best[np.argmin(abs(grid[best] - 0.5))]]))
-    return np.array(out)
+def tuned_thresholds(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """textft's own rule (MultiLabel.calibrate): per label, the cut on the grid 0.05..0.95 that maximises its F1."""
+    from textft.problems import MultiLabel
+
+    problem = MultiLabel(list(TOPICS))
+    problem.calibrate(probs, y, "tune")
+    return np.array(problem.thresholds)
 
 
 def multilabel_baseline(data: dict[str, list[dict]]) -> dict:
@@ -144,11 +121,11 @@ def multilabel_baseline(data: dict[str, list[dict]]) -> dict:
     search.fit(x["train"], y["train"])
     # thresholds from out-of-fold probabilities of the chosen C, never from test
     oof = cross_val_predict(search.best_estimator_, x["train"], y["train"], cv=folds, method="predict_proba")
-    thresholds = best_f1_thresholds(y["train"], oof)
+    thresholds = tuned_thresholds(y["train"], oof)
     probs = search.best_estimator_.predict_proba(x["test"])
-    metrics = multilabel_metrics(y["test"], probs, thresholds)
+    metrics = multilabel_scores(y["test"], probs, thresholds)
     metrics.update(
-        {f"{k}_at_0.5": v for k, v in multilabel_metrics(y["test"], probs, np.full(len(TOPICS), 0.5)).items()}
+        {f"{k}_at_0.5": v for k, v in multilabel_scores(y["test"], probs, np.full(len(TOPICS), 0.5)).items()}
     )
     return {
         "label": f"TF-IDF + one-vs-rest logistic regression (C={search.best_params_['clf__estimator__C']})",
@@ -159,18 +136,10 @@ def multilabel_baseline(data: dict[str, list[dict]]) -> dict:
 
 
 def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    from scipy.stats import pearsonr, spearmanr
-    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+    """textft's own regression metric module, so both rows are scored the same way."""
+    from textft.metrics import RegressionMetrics
 
-    mse = mean_squared_error(y, pred)
-    return {
-        "mse": mse,
-        "rmse": mse**0.5,
-        "mae": mean_absolute_error(y, pred),
-        "pearson": pearsonr(y, pred)[0],
-        "spearman": spearmanr(y, pred)[0],
-        "r2": r2_score(y, pred),
-    }
+    return RegressionMetrics().compute(predictions=pred, references=y)
 
 
 def regression_baseline(data: dict[str, list[dict]]) -> dict:
