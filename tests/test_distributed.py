@@ -158,12 +158,14 @@ def test_launcher_mixed_precision_wins_over_auto_and_conflicts_are_errors(tmp_pa
         train_arguments(recipe_with(tmp_path, tiny_bert, bbc_files, "train.fp16=true"))
 
 
-def test_bf16_auto_is_full_precision_without_a_bf16_gpu_and_bad_values_are_errors(tmp_path, tiny_bert, bbc_files):
+def test_bf16_auto_follows_the_device_and_bad_values_are_errors(tmp_path, tiny_bert, bbc_files):
     import torch
 
+    from textft.device import cpu_bf16_support
+
     args = train_arguments(recipe_with(tmp_path, tiny_bert, bbc_files))
-    if not torch.cuda.is_available():
-        assert (args["bf16"], args["fp16"], args["tf32"]) == (False, False, None)
+    if not torch.cuda.is_available():  # bf16 autocast only where the CPU computes bf16 natively (AMX, AVX512-BF16)
+        assert (args["bf16"], args["fp16"], args["tf32"]) == (cpu_bf16_support() is not None, False, None)
     assert args["remove_unused_columns"] is False  # the `length` column must reach the length-grouped sampler
     with pytest.raises(RecipeError, match="train.bf16"):
         train_arguments(recipe_with(tmp_path, tiny_bert, bbc_files, "train.bf16=maybe"))

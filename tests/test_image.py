@@ -191,10 +191,12 @@ def test_each_mode_trains_exactly_its_parameters(tiny_vit, image_folder, mode):
     embeddings = {n for n in before if n.startswith("vit.embeddings.")}
     head = {n for n in before if n.startswith("classifier.")}
     assert {"vit.embeddings.cls_token", "vit.embeddings.position_embeddings"} <= embeddings
+    # a key bias adds q.b to every score of a query alike, which softmax ignores: its gradient is zero up to rounding
+    key_biases = {n for n in before if n.endswith(("k_proj.bias", "key.bias"))}
     if mode == "full":
-        assert changed == set(before)
+        assert set(before) - key_biases <= changed
     elif mode == "freeze_embeddings":
-        assert changed == set(before) - embeddings
+        assert set(before) - embeddings - key_biases <= changed <= set(before) - embeddings
     else:
         assert changed == head
 
@@ -316,7 +318,7 @@ def test_multi_label_images_from_a_list_column_train_and_predict(tmp_path):
         "model": {"name_or_path": "vit", "init": "scratch", "config": TINY_VIT},
         "data": {"files": {"train": str(tmp_path / "train.jsonl"), "test": str(tmp_path / "test.jsonl")},
                  "label_column": "labels", "val_split": 0.2},
-        "train": {"num_train_epochs": 8, "learning_rate": 3e-3, "per_device_train_batch_size": 8},
+        "train": {"num_train_epochs": 8, "learning_rate": 3e-3, "per_device_train_batch_size": 8, "bf16": False},
         "output_dir": str(tmp_path / "run"),
     }))  # fmt: skip
     main([f"recipe={recipe}"])
@@ -324,7 +326,8 @@ def test_multi_label_images_from_a_list_column_train_and_predict(tmp_path):
     assert metrics["problem_type"] == "multi_label" and metrics["test_f1_micro"] >= 0.8, metrics
     scored = tmp_path / "scored.jsonl"
     predict(parse_settings(PredictConfig, [f"model={tmp_path / 'run'}", f"input={tmp_path / 'test.jsonl'}",
-                                           f"output={scored}", "progress=false"], "textft-predict"))  # fmt: skip
+                                           f"output={scored}", "progress=false", "dtype=float32"],
+                            "textft-predict"))  # fmt: skip
     out = [json.loads(line) for line in scored.read_text().splitlines()]
     hits = sum(sorted(r["pred_labels"]) == sorted(r["labels"]) for r in out)
     assert hits / len(out) == pytest.approx(metrics["test_subset_accuracy"], abs=1e-6)

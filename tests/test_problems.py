@@ -259,7 +259,8 @@ def multi_label_run(small_bert, tmp_path_factory):
         "test": write_jsonl(root / "test.jsonl", multi_rows(48, seed=1)),
     }
     out = root / "run"
-    overrides = tiny_overrides(small_bert, files, out, **{"data.label_column": "labels",
+    # fp32 (train.bf16=false, predict dtype=float32): the test compares a prediction file with metrics.json exactly
+    overrides = tiny_overrides(small_bert, files, out, **{"data.label_column": "labels", "train.bf16": "false",
                                "train.num_train_epochs": "6", "train.learning_rate": "3e-3",
                                "data.class_weights": "auto"})  # fmt: skip
     cfg = load_recipe("bbc_minilm", overrides)
@@ -302,7 +303,8 @@ def test_multi_label_predict_writes_labels_with_the_runs_thresholds_and_scores_w
     for suffix in ("jsonl", "csv"):
         scored_path = tmp_path / f"scored.{suffix}"
         predict(parse_settings(PredictConfig, [f"model={out}", f"input={out.parent / 'test.jsonl'}",
-                                               f"output={scored_path}", "progress=false"], "textft-predict"))  # fmt: skip
+                                               f"output={scored_path}", "progress=false", "dtype=float32"],
+                                 "textft-predict"))  # fmt: skip
         scored = pd.read_json(scored_path, lines=True) if suffix == "jsonl" else pd.read_csv(scored_path)
         predicted = list(scored["pred_labels"])
         if suffix == "csv":
@@ -324,7 +326,7 @@ def test_regression_run_predicts_in_the_original_units_everywhere(small_bert, tm
         "test": write_csv(tmp_path / "test.csv", regression_rows(50, seed=1)),
     }
     out = tmp_path / "run"
-    cfg = load_recipe("bbc_minilm", tiny_overrides(small_bert, files, out, **{"data.label_column": "score",
+    cfg = load_recipe("bbc_minilm", tiny_overrides(small_bert, files, out, **{"data.label_column": "score", "train.bf16": "false",
                       "train.num_train_epochs": "6", "train.learning_rate": "3e-3"}))  # fmt: skip
     metrics = run(cfg)
     targets = pd.read_csv(files["test"])["score"]
@@ -338,7 +340,7 @@ def test_regression_run_predicts_in_the_original_units_everywhere(small_bert, tm
     assert 115 < value[0]["score"] < 145  # original units (the true value is 130.25), not standardised ones
     scored = tmp_path / "scored.parquet"
     predict(parse_settings(PredictConfig, [f"model={out}", f"input={files['test']}", f"output={scored}",
-                                           "progress=false"], "textft-predict"))  # fmt: skip
+                                           "progress=false", "dtype=float32"], "textft-predict"))  # fmt: skip
     predicted = pd.read_parquet(scored)["value"]
     rmse = float(np.sqrt(((predicted - targets) ** 2).mean()))
     assert rmse == pytest.approx(metrics["test_rmse"], rel=1e-3)
@@ -391,3 +393,33 @@ def test_real_minilm_learns_each_problem_type_on_real_bbc_text(minilm_dir, tmp_p
     else:
         # the target is 5 x the share of sport sentences (0..5); a constant prediction has R2 <= 0
         assert metrics["test_pearson"] > 0.6 and metrics["test_r2"] > 0.3, metrics
+
+
+def test_regression_scaling_folds_into_the_lora_head_the_merged_model_and_the_adapter(tiny_models, tmp_path):
+    """Folding reaches the head LoRA trains (modules_to_save): merged weights and adapter directory give original units."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from textft.config import LoraConfig
+    from textft.modes import apply_mode
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["bert"])
+    batch = tokenizer(["the football match", "a new computer"], padding=True, return_tensors="pt")
+    torch.manual_seed(0)
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"], num_labels=1).eval()
+    model = apply_mode(base, "lora", LoraConfig()).eval()
+    with torch.no_grad():
+        standardised = model(**batch).logits
+    problem = Regression(["score"], mean=100.0, std=10.0)
+    problem.finalize(model)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits, standardised * 10 + 100)
+    model.save_pretrained(tmp_path / "adapter")
+    from peft import PeftModel
+
+    reloaded = PeftModel.from_pretrained(
+        AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"], num_labels=1), tmp_path / "adapter"
+    ).eval()
+    merged = model.merge_and_unload().eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**batch).logits, standardised * 10 + 100)
+        torch.testing.assert_close(merged(**batch).logits, standardised * 10 + 100)
