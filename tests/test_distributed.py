@@ -229,3 +229,26 @@ def test_accelerate_launcher_configs_load(name):
             "deepspeed_zero2": "DEEPSPEED",
         }[name]
     )
+
+
+def test_two_processes_match_one_process_for_multi_label(tmp_path, tiny_bert, bbc_files):
+    """The BCE loss is normalised by the items of the whole batch across processes, as cross-entropy is: the same
+    global batch on 2 processes trains like 1 (labels: the topic, plus `long` for texts over 50 words)."""
+    files = {}
+    for split, path in bbc_files.items():
+        with open(path, encoding="utf-8") as f:
+            rows = [{"text": r["text"], "labels": [r["label"], *(["long"] if len(r["text"].split()) > 50 else [])]}
+                    for r in csv.DictReader(f)]  # fmt: skip
+        files[split] = tmp_path / f"{split}.jsonl"
+        files[split].write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    recipe = write_recipe(tmp_path, tiny_bert, files)
+    recipe.write_text(recipe.read_text().replace("max_length: 96}", "max_length: 96, label_column: labels}"))
+    one, two = tmp_path / "one", tmp_path / "two"
+    m1 = launch(1, recipe, one, batch=16)
+    m2 = launch(2, recipe, two, batch=8)
+    assert m1["problem_type"] == m2["problem_type"] == "multi_label"
+    for run in (one, two):
+        losses = [h["loss"] for h in last_state(run)["log_history"] if "loss" in h]
+        assert losses[-1] < losses[0] - 0.05, losses  # it trained: the loss fell from ln(2) = 0.69
+    # a loss scaled by the process count would double train_loss; the runs differ only by rounding and padding
+    assert abs(m1["train_loss"] - m2["train_loss"]) <= 0.05, (m1["train_loss"], m2["train_loss"])
