@@ -14,6 +14,8 @@ import datasets
 import evaluate
 import numpy as np
 
+from textft.plots import save_figure
+
 _DESCRIPTION = "Accuracy, macro F1, weighted F1, macro precision and macro recall for single-label classification."
 _INPUTS = "predictions: class indices; references: class indices."
 
@@ -129,17 +131,6 @@ def per_class_report(references, predictions, label_names: list[str]) -> dict:
     )
 
 
-def _save_figure(fig, path: str | Path) -> None:
-    """Write a matplotlib figure under a temporary name, then rename it into place."""
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-
-
 def _pyplot():
     import matplotlib
 
@@ -161,7 +152,7 @@ def save_scatter(references, predictions, path: str | Path, title: str = "") -> 
     ax.set_ylabel("predicted")
     ax.set_title(title)
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path, dpi=120)
 
 
 def save_confusion_matrix(references, predictions, label_names: list[str], path: str | Path, title: str = "") -> None:
@@ -182,4 +173,4 @@ def save_confusion_matrix(references, predictions, label_names: list[str], path:
     )
     ax.set_title(title)
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path, dpi=120)
