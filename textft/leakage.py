@@ -14,7 +14,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
-from textft.config import RecipeConfig, TextftError
+from textft.config import RecipeConfig
 
 log = logging.getLogger("textft")
 
@@ -69,16 +69,3 @@ def remove_shared_rows(splits: DatasetDict, cfg: RecipeConfig) -> tuple[DatasetD
         )
     counts["leak_train_rows_removed"] = len(leaked) if cfg.data.dedup else 0
     return splits, counts
-
-
-def check_every_class_trains(train: Dataset, names: list[str], origin: str) -> None:
-    """Single-label: a class without a training example can never be predicted; say which one."""
-    counts = [0] * len(names)
-    for label in train["label"]:
-        counts[label] += 1
-    empty = [name for name, n in zip(names, counts, strict=True) if n == 0]
-    if empty:
-        raise TextftError(
-            f"class '{empty[0]}' has no training example in {origin} ({len(empty)} such class(es)); "
-            f"add training rows for it, or remove it from the held-out data"
-        )

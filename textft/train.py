@@ -83,7 +83,7 @@ def run(cfg: RecipeConfig, callbacks: list | None = None, select_splits: Callabl
 
     from textft.console import use_numeric_progress
     from textft.data import data_collator, load_splits, prepare_splits
-    from textft.leakage import check_every_class_trains, remove_shared_rows
+    from textft.leakage import remove_shared_rows
     from textft.model import build_model, check_training_options, load_processor, prepare_tokenizer_and_config
     from textft.modes import apply_mode, count_parameters
     from textft.optim import GradualUnfreezing, build_optimizer, needs_optimizer, unfreeze_enabled
@@ -106,8 +106,7 @@ def run(cfg: RecipeConfig, callbacks: list | None = None, select_splits: Callabl
         splits, leakage = remove_shared_rows(splits, cfg)  # train rows also held out: counted, removed (data.dedup)
         if select_splits is not None:  # search trials drop the test split; cross-validation picks a fold's rows
             splits = select_splits(splits, problem)
-        if problem.name == "single_label":
-            check_every_class_trains(splits["train"], problem.label_names, cfg.data.files.train or cfg.data.dataset)
+        problem.check_train(splits["train"]["label"], cfg.data.files.train or cfg.data.dataset)
         # from the stored labels: once images are encoded on the fly, reading a column would encode every image
         loss = problem.loss(splits["train"]["label"], cfg.data, args.label_smoothing_factor)
         processor = load_processor(cfg)

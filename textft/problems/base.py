@@ -37,6 +37,9 @@ class Problem:
         """Read the label column(s) of every split into one `label` column; the problem, fitted on train."""
         raise NotImplementedError
 
+    def check_train(self, train_labels: list, origin: str) -> None:
+        """Refuse a training split the problem cannot learn from (single-label: a class without rows)."""
+
     def stratify_key(self, labels: list) -> np.ndarray:
         """One class per row to stratify splits by (multi-label overrides `split_indices` instead)."""
         raise NotImplementedError

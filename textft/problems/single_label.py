@@ -98,6 +98,16 @@ class SingleLabel(Problem):
     def stratify_key(self, labels: list) -> np.ndarray:
         return np.asarray(labels)
 
+    def check_train(self, train_labels: list, origin: str) -> None:
+        """A class without a training example can never be predicted; say which one."""
+        counts = np.bincount(np.asarray(train_labels, dtype=np.int64), minlength=self.num_labels)
+        empty = [name for name, n in zip(self.label_names, counts, strict=True) if n == 0]
+        if empty:
+            raise TextftError(
+                f"class '{empty[0]}' has no training example in {origin} ({len(empty)} such class(es)); "
+                f"add training rows for it, or remove it from the held-out data"
+            )
+
     def class_weights(self, setting: Any, train_labels: list) -> torch.Tensor | None:
         """Per-class loss weights: `auto` = n / (classes * count) from the train split (sklearn's 'balanced'), or a
         {label name: weight} mapping (unlisted labels weigh 1), rescaled so that the mean weight over the training
