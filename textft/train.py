@@ -156,6 +156,7 @@ def run(cfg: RecipeConfig, callbacks: list | None = None, select_splits: Callabl
     metrics = {k: v for k, v in result.metrics.items() if k.startswith("train_") or k == "epoch"}
     metrics.update(trainable_params=trainable, total_params=total, problem_type=problem.name, **leakage)
     metrics["precision"] = {"bf16": "bf16", "fp16": "fp16"}.get(args.mixed_precision, "fp32")  # textft.device
+    metrics["train_sampling"] = trainer.sampling or {"strategy": args.train_sampling_strategy}  # textft.sampling
     outputs = {}
     for split, prefix in (("validation", "eval"), ("test", "test")):
         if split in splits:

@@ -22,14 +22,11 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "load_best_model_at_end": True,  # metric_for_best_model: the problem type's (f1_macro, f1_micro, rmse)
     "save_total_limit": 2,
     "report_to": "none",
-    "train_sampling_strategy": "group_by_length",  # little padding; accuracy: benchmarks/results/seed_study.md
+    "train_sampling_strategy": "auto",  # length-grouped only where random batches pad a lot: textft.sampling
     "dataloader_num_workers": 0,
     "bf16": "auto",  # bf16 where the device supports it (or what `accelerate launch --mixed_precision` says)
     "tf32": "auto",  # TF32 matmuls on Ampere and newer GPUs
 }
-
-# Per-task changes to those defaults: images have no length to group batches by.
-TASK_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {"image": {"train_sampling_strategy": "random"}}
 
 
 def best_metric(cfg: RecipeConfig, problem) -> tuple[str, bool]:
@@ -46,7 +43,14 @@ def train_arguments(cfg: RecipeConfig) -> dict[str, Any]:
     """TrainingArguments kwargs: textft's defaults, then the recipe's `train:` section."""
     import torch
 
-    args = {**TRAIN_DEFAULTS, **TASK_TRAIN_DEFAULTS.get(cfg.task, {}), **cfg.train}
+    from textft.sampling import STRATEGIES
+
+    args = {**TRAIN_DEFAULTS, **cfg.train}
+    if args["train_sampling_strategy"] not in STRATEGIES:
+        raise RecipeError(
+            f"recipe key 'train.train_sampling_strategy' is {args['train_sampling_strategy']!r}; "
+            f"use one of {', '.join(STRATEGIES)}"
+        )
     args.setdefault("dataloader_pin_memory", torch.cuda.is_available())  # pinning only helps host-to-GPU copies
     for key in ("eval_strategy", "save_strategy", "logging_strategy"):
         if args.get(key) is False:  # YAML 1.1 reads a bare `no` (train.eval_strategy=no) as false

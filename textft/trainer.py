@@ -1,4 +1,5 @@
-"""The HF Trainer, with checkpoint loading (resume and best model) that restores every saved tensor or fails.
+"""The HF Trainer, with checkpoint loading (resume and best model) that restores every saved tensor or fails, and
+textft's batch order for text (textft.sampling: random, or length-grouped where random batches would pad a lot).
 
 transformers 5 saves some models under their original weight names (ViT: `encoder.layer.N.attention.attention.query`)
 while its modules are renamed (`layers.N.attention.q_proj`). The Trainer loads checkpoints with
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from torch.utils.data import RandomSampler
 from transformers import Trainer
 
 from textft.config import TextftError
@@ -55,7 +57,32 @@ def check_adapter_restored(model, checkpoint: str | Path) -> None:
 
 
 class TextftTrainer(Trainer):
-    """Trainer whose resume and best-model reload restore exactly the saved weights, for every architecture."""
+    """Trainer whose resume and best-model reload restore exactly the saved weights, for every architecture, and whose
+    text batches follow textft.sampling (`train_sampling_strategy`: auto, random or group_by_length)."""
+
+    sampling: dict | None = None  # what train_sampling_strategy resolved to, for metrics.json
+
+    def _get_train_sampler(self, train_dataset=None):
+        from textft.sampling import GroupedSampler, resolve_sampling
+
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        asked = self.args.train_sampling_strategy
+        if asked not in ("auto", "random", "group_by_length"):  # sequential, batch_rebalance: the Trainer's own
+            return super()._get_train_sampler(train_dataset)
+        lengths = _lengths(dataset, self.args.length_column_name)
+        if self.sampling is None:  # once per run; every epoch re-enters here
+            _, self.sampling = resolve_sampling(asked, lengths, self._train_batch_size)
+        if self.sampling["strategy"] == "group_by_length" and lengths is not None:
+            return GroupedSampler(lengths, self._train_batch_size, self.args.seed)
+        return RandomSampler(dataset)  # what the Trainer uses for "random" (accelerate seeds it per epoch)
+
+    def _get_eval_sampler(self, eval_dataset):
+        from textft.sampling import SortedSampler
+
+        lengths = _lengths(eval_dataset, self.args.length_column_name)
+        if lengths is None or self.args.world_size > 1:
+            return super()._get_eval_sampler(eval_dataset)
+        return SortedSampler(lengths)  # longest first: little padding; predictions return with their labels
 
     def _own_loader(self) -> bool:
         return not (self.is_fsdp_enabled or self.is_deepspeed_enabled)
@@ -79,3 +106,9 @@ class TextftTrainer(Trainer):
             check_adapter_restored(self.model, best)
         else:
             restore_weights(self.model, best)
+
+
+def _lengths(dataset, column: str) -> list[int] | None:
+    """The dataset's token-count column (textft.text adds `length`), if it has one."""
+    names = getattr(dataset, "column_names", None) or []
+    return list(dataset[column]) if column in names else None
