@@ -3,12 +3,15 @@
     python benchmarks/bench_train.py                                  # CPU preset: MiniLM, short, a few minutes
     python benchmarks/bench_train.py --preset h100 --model bert-base  # GPU: 3 IMDB-sized epochs, bf16, MFU
 
-Two setups train the same model from the same initial weights on the same rows with the same batch size and precision:
-- hf_example: what run_classification.py does by default: every row padded to max_length, random batches.
-- textft: textft's own pipeline: tokenize_splits (unpadded, `length` column), padding_collator (pad to the longest row of
-  the batch), train_arguments (length-grouped batches, fused AdamW, `train.bf16: auto`: bf16 autocast where
+Setups train the same model from the same initial weights on the same rows with the same batch size:
+- hf_example: what run_classification.py does by default: every row padded to max_length, random batches, fp32 (its
+  default precision; `--hf-precision textft` gives it textft's precision instead, to compare the data path alone).
+- textft: textft's own pipeline and defaults: tokenize_splits (unpadded, `length` column), padding_collator (pad to the
+  longest row of the batch), TextftTrainer + train_arguments (`train_sampling_strategy: auto`, textft.sampling: length-
+  grouped batches where random ones would pad long rows a lot; fused AdamW; `train.bf16: auto`: bf16 autocast where
   textft.device says the hardware computes it natively, GPUs and AMX / AVX512-BF16 CPUs; TF32 on GPUs).
-- textft_fp32 (IMDB-shaped data only): the same with train.bf16=false: what `auto` gains over fp32 on this machine.
+- textft_fp32 (IMDB-shaped data only): the same with train.bf16=false: what `auto` gains over fp32 on this machine, and
+  (against hf_example in fp32) what textft's data path alone gains.
 
 Two data sets:
 - imdb_shaped: real BBC News text cut to IMDB's WordPiece length distribution (mean 292, 12.7% over 512; Sun et al. 2019):
@@ -59,6 +62,7 @@ from textft.assets import bbc_articles, minilm_path  # noqa: E402
 from textft.config import DataConfig, ModelConfig, RecipeConfig  # noqa: E402
 from textft.text import padding_collator, tokenize_splits  # noqa: E402
 from textft.train_args import train_arguments  # noqa: E402
+from textft.trainer import TextftTrainer  # noqa: E402
 
 IMDB_MEAN_TOKENS, IMDB_SHARE_OVER_512 = 292, 0.1269  # Sun et al. 2019, Table 1 (bert-base-uncased WordPiece)
 ACCURACY_TOLERANCE = 0.02  # the two setups see rows in different orders; more than 2 points apart would be a bug
@@ -142,21 +146,22 @@ def bbc_splits(n_train: int, seed: int) -> DatasetDict:
 
 
 def epoch_padding_waste(lengths: list[int], batch_size: int, seed: int) -> dict:
-    """Padding waste over one whole epoch, without training: textft's length-grouped order against padding to max_length.
+    """Padding waste over one whole epoch, without training: the order textft's `auto` picks for these lengths (its
+    length grouping, textft.sampling) against random batches and against padding to max_length."""
+    from textft.sampling import grouped_batches, padded_tokens, random_batches, resolve_sampling
 
-    The Trainer's LengthGroupedSampler sorts within megabatches of min(rows // (4 x batch), 50) batches, so a few hundred
-    rows group far worse than a real data set does; this measures the grouping a 25,000-row epoch gets.
-    """
-    from transformers.trainer_pt_utils import get_length_grouped_indices
-
-    order = get_length_grouped_indices(lengths, batch_size, generator=torch.Generator().manual_seed(seed))
-    batches = [[lengths[i] for i in order[k : k + batch_size]] for k in range(0, len(order), batch_size)]
+    generator = torch.Generator().manual_seed(seed)
+    strategy, _ = resolve_sampling("auto", lengths, batch_size)
+    batches = (grouped_batches if strategy == "group_by_length" else random_batches)(lengths, batch_size, generator)
     real = sum(lengths)
-    grouped = sum(max(b) * len(b) for b in batches)
     return {
         "rows": len(lengths),
         "batch_size": batch_size,
-        "textft_padding_waste_pct": round(100 * (1 - real / grouped), 2),
+        "textft_sampling": strategy,
+        "textft_padding_waste_pct": round(100 * (1 - real / padded_tokens(lengths, batches)), 2),
+        "random_batches_padding_waste_pct": round(
+            100 * (1 - real / padded_tokens(lengths, random_batches(lengths, batch_size, generator))), 2
+        ),
         "hf_example_padding_waste_pct": round(100 * (1 - real / (max(lengths) * len(lengths))), 2),
     }
 
@@ -284,14 +289,15 @@ def run_setup(setup, model_name, splits, tokenizer, num_labels, args, max_length
         kwargs = {**train_arguments(cfg), **common, "load_best_model_at_end": False, "torch_compile": args.compile}
         multiple = 64 if args.compile else 8 if (precision_flags["bf16"] or precision_flags["fp16"]) else None
         collate = counting(padding_collator(tokenizer, pad_to_multiple_of=multiple))
-    else:  # the HF example: TrainingArguments defaults, the same precision, pad to max_length, random batches
+    else:  # the HF example: TrainingArguments defaults (fp32), pad to max_length, random batches
         data = hf_example_data(splits, tokenizer, max_length)
-        kwargs = {**common, **precision_flags, "learning_rate": cfg.train.get("learning_rate", 5e-5)}
+        kwargs = {**common, "learning_rate": cfg.train.get("learning_rate", 5e-5)}
+        kwargs.update(precision_flags if args.hf_precision == "textft" else {"use_cpu": not torch.cuda.is_available()})
         collate = counting(default_data_collator)
     kwargs["learning_rate"] = args.learning_rate
     model = build_model(model_name, num_labels, args.seed)
     clock = StepClock()
-    trainer = Trainer(
+    trainer = (TextftTrainer if setup.startswith("textft") else Trainer)(
         model=model,
         args=TrainingArguments(**kwargs),
         train_dataset=data["train"],
@@ -313,7 +319,9 @@ def run_setup(setup, model_name, splits, tokenizer, num_labels, args, max_length
         "setup": setup,
         "precision": precision,
         "optimizer": str(trainer.args.optim),
-        "sampling": str(trainer.args.train_sampling_strategy) if setup.startswith("textft") else "random",
+        "sampling": (getattr(trainer, "sampling", None) or {}).get(
+            "strategy", str(trainer.args.train_sampling_strategy)
+        ),
         "steps": len(clock.times),
         "measured_steps": len(clock.times) - w,
         "train_runtime_s": round(result.metrics["train_runtime"], 2),
@@ -328,7 +336,7 @@ def run_setup(setup, model_name, splits, tokenizer, num_labels, args, max_length
     }
     if evaluate:
         trainer.data_collator = padding_collator(tokenizer) if setup.startswith("textft") else default_data_collator
-        pred = trainer.predict(data["test"])  # textft evaluates in length-grouped order: compare with its label_ids
+        pred = trainer.predict(data["test"])  # textft evaluates in length-sorted order: compare with its label_ids
         logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
         report["test_accuracy"] = round(float((np.argmax(logits, -1) == pred.label_ids).mean()), 4)
     del trainer, model
@@ -349,6 +357,8 @@ def compare(name: str, rows: dict, runs: list[dict]) -> dict:
     if fp32:
         result["textft_fp32"] = fp32[0]
         result["auto_vs_fp32_samples_per_s"] = round(ours["samples_per_s"] / fp32[0]["samples_per_s"], 2)
+        if base["precision"] == fp32[0]["precision"]:  # the data path alone: both fp32
+            result["data_path_speedup_samples_per_s"] = round(fp32[0]["samples_per_s"] / base["samples_per_s"], 2)
     return result
 
 
@@ -386,9 +396,9 @@ def markdown(result: dict) -> str:
         f"transformers {m['transformers']}. {result['note']}",
         f"Command: `{result['command']}` ({result['date']}, whole run {result['wall_s']} s)",
         "",
-        "| data | model | max_len | batch | epochs | setup | precision | train time (s) | samples/s | real tokens/s | "
-        "padding waste | peak mem (GB) | MFU | loss | test acc |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| data | model | max_len | batch | epochs | setup | precision | batches | train time (s) | samples/s | "
+        "real tokens/s | padding waste | peak mem (GB) | MFU | loss | test acc |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for part in result["results"]:
         for setup in ("hf_example", "textft", "textft_fp32"):
@@ -403,6 +413,7 @@ def markdown(result: dict) -> str:
                 part["epochs"],
                 setup,
                 r["precision"],
+                r["sampling"],
                 r["train_runtime_s"],
                 r["samples_per_s"],
                 r["real_tokens_per_s"],
@@ -421,12 +432,14 @@ def markdown(result: dict) -> str:
         if "full_epoch_25k_rows" in part:
             e = part["full_epoch_25k_rows"]
             extra += (
-                f"; over a whole 25,000-row IMDB-shaped epoch (no training, the Trainer's own length-grouped order) "
-                f"padding waste is {e['textft_padding_waste_pct']}% for textft against "
-                f"{e['hf_example_padding_waste_pct']}% padded to max_length"
+                f"; over a whole 25,000-row IMDB-shaped epoch (no training; `auto` picks {e['textft_sampling']}) "
+                f"padding waste is {e['textft_padding_waste_pct']}% for textft, {e['random_batches_padding_waste_pct']}% "
+                f"for random batches and {e['hf_example_padding_waste_pct']}% padded to max_length"
             )
         if "auto_vs_fp32_samples_per_s" in part:
             extra += f"; textft's precision auto ({part['textft']['precision']}) is {part['auto_vs_fp32_samples_per_s']}x fp32"
+        if "data_path_speedup_samples_per_s" in part:
+            extra += f"; both in fp32 (the data path alone) textft is {part['data_path_speedup_samples_per_s']}x"
         lines.append(
             f"- {part['data']}: textft is **{part['speedup_samples_per_s']}x** the HF-example samples/s{extra}."
         )
@@ -449,6 +462,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--bbc-max-length", type=int)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--compile", action="store_true", help="torch.compile the textft setup")
+    parser.add_argument(
+        "--hf-precision", choices=("default", "textft"), default="default",
+        help="hf_example's precision: its own default (fp32), or textft's (to compare the data path alone)",
+    )  # fmt: skip
     parser.add_argument("--peak-tflops", type=float, help="the accelerator's peak for MFU, if not in PEAK_BF16_FLOPS")
     parser.add_argument("--threads", type=int, help="torch CPU threads (preset decides; none: torch's default)")
     parser.add_argument("--seed", type=int, default=42)

@@ -8,6 +8,8 @@ Arms:
   textft_default       no overrides: textft's defaults (train_sampling_strategy auto; what it resolved to is recorded)
   random_default       the defaults with random batch order forced: isolates the order from warmup / weight decay
   random_nowarm_nowd   random order, no warmup, no weight decay: the issue's "random-order run", the reference
+  group_hf             textft's old default: the Trainer's LengthGroupedSampler (megabatches of up to 50 batches,
+                       served longest to shortest), default warmup / weight decay; run on the sets where auto groups
 Where `auto` resolves to random order, textft_default and random_default are the same run (the Trainer's
 RandomSampler, same seed); random_default is then not run again but checked equal on one seed (--check-identical).
 v1 of this study (fp32, the Trainer's LengthGroupedSampler as the old default) is in seed_study_v1.md.
@@ -47,6 +49,7 @@ ARMS = {
     "textft_default": {},
     "random_default": {"train_sampling_strategy": "random"},
     "random_nowarm_nowd": {"train_sampling_strategy": "random", "warmup_steps": 0, "weight_decay": 0.0},
+    "group_hf": {"train_sampling_strategy": "group_by_length"},  # with the Trainer's own LengthGroupedSampler
 }
 REFERENCE = "random_nowarm_nowd"  # the random-order run every arm is compared with, seed by seed
 SETS = {  # recipe, max_length, train rows, validation rows, metric (test_<metric>), higher is better
@@ -144,7 +147,20 @@ def run_one(set_name: str, arm: str, seed: int, files: dict[str, str], work: Pat
     resolved = train_arguments(cfg)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    metrics = run(cfg)
+    if arm == "group_hf":  # the Trainer's sampler in place of textft's: the old default, for comparison
+        from transformers import Trainer
+
+        from textft.trainer import TextftTrainer
+
+        own = TextftTrainer._get_train_sampler
+        TextftTrainer._get_train_sampler = Trainer._get_train_sampler
+        try:
+            metrics = run(cfg)
+        finally:
+            TextftTrainer._get_train_sampler = own
+        metrics["train_sampling"] = {"strategy": "group_by_length (Trainer's LengthGroupedSampler)"}
+    else:
+        metrics = run(cfg)
     return {
         "set": set_name,
         "arm": arm,
@@ -225,7 +241,7 @@ def report(jsonl: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--arms", nargs="+", default=list(ARMS)[:3], choices=list(ARMS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work-dir", default="/tmp/seed_study")

@@ -175,13 +175,14 @@ def test_bf16_auto_follows_the_device_and_bad_values_are_errors(tmp_path, tiny_b
 
 
 def test_length_grouped_sampler_reads_the_stored_lengths(tmp_path, tiny_bert, bbc_files):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
-    from transformers.trainer_pt_utils import LengthGroupedSampler
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
 
     from textft.data import load_splits
+    from textft.sampling import GroupedSampler
     from textft.text import padding_collator, tokenize_splits
+    from textft.trainer import TextftTrainer
 
-    cfg = recipe_with(tmp_path, tiny_bert, bbc_files)
+    cfg = recipe_with(tmp_path, tiny_bert, bbc_files, "train.train_sampling_strategy=group_by_length")
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     splits = tokenize_splits(load_splits(cfg)[0], tokenizer, cfg)
     train = splits["train"]
@@ -190,12 +191,12 @@ def test_length_grouped_sampler_reads_the_stored_lengths(tmp_path, tiny_bert, bb
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=5)
     args = TrainingArguments(output_dir=str(tmp_path / "out"), **train_arguments(cfg))
     collator = padding_collator(tokenizer)
-    trainer = Trainer(
+    trainer = TextftTrainer(
         model=model, args=args, train_dataset=train, eval_dataset=splits["validation"], data_collator=collator
     )
     loader = trainer.get_train_dataloader()
     sampler = loader.batch_sampler.sampler
-    assert isinstance(sampler, LengthGroupedSampler) and list(sampler.lengths) == list(train["length"])
+    assert isinstance(sampler, GroupedSampler) and list(sampler.lengths) == list(train["length"])
     batch = next(iter(loader))
     assert "length" not in batch and batch["input_ids"].shape[1] == batch["attention_mask"].sum(1).max()
 

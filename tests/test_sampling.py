@@ -54,6 +54,26 @@ def test_grouped_sampler_depends_on_seed_and_epoch_only():
     assert list(GroupedSampler(lengths, 8, seed=43)) != list(a)
 
 
+def test_two_processes_share_one_grouped_order():
+    """Under accelerate's data-parallel sharding each process takes every other grouped batch of the same order: every
+    row is seen, and only the last batch repeats rows (accelerate's even_batches padding)."""
+    from accelerate.data_loader import prepare_data_loader
+    from torch.utils.data import DataLoader
+
+    lengths = imdb_shaped(203)
+    shards = []
+    for rank in (0, 1):
+        loader = DataLoader(list(range(203)), batch_size=8, sampler=GroupedSampler(lengths, 8, seed=3))
+        loader = prepare_data_loader(loader, num_processes=2, process_index=rank, put_on_device=False)
+        loader.set_epoch(1)
+        shards.append([batch.tolist() for batch in loader])
+    rows = [[i for batch in shard for i in batch] for shard in shards]
+    assert set(rows[0]) | set(rows[1]) == set(range(203))
+    assert set(rows[0][:-8]).isdisjoint(rows[1][:-8])
+    expected = grouped_batches(lengths, 8, torch.Generator().manual_seed(3 * 1_000_003 + 1))
+    assert shards[0][:-1] == expected[0:-2:2] and shards[1][:-1] == expected[1:-2:2]
+
+
 def test_auto_groups_long_varied_texts_only():
     used, record = resolve_sampling("auto", imdb_shaped(3000), 16)
     assert used == "group_by_length" and record["grouping_speedup"] > 1.6 and record["random_batch_length"] > 400
