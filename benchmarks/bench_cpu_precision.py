@@ -4,7 +4,8 @@
 
 Inference, batch 32, real BBC text at 128 and 512 tokens (every row full length, so padding plays no part):
   fp32, bf16 weights (model.to(bfloat16)), fp32 weights under torch.autocast(cpu, bfloat16); each with SDPA and eager
-  attention; and torch threads 1 vs 2 for the fp32 and bf16-weights SDPA paths.
+  attention; torch threads 1 vs 2 for the fp32 and bf16-weights SDPA paths; and the bf16-weights SDPA model under
+  torch.compile(dynamic=True) (what varying batch shapes in textft-predict would need), its compile time recorded.
 Training, batch 16 at 128 tokens, AdamW: fp32 vs bf16 autocast (fp32 master weights), as the Trainer's bf16=True does.
 Variants run interleaved (A B C A B C ...) so that load from other jobs hits each alike; the median round counts.
 Max |logit difference| to fp32 is reported for each inference path. Writes benchmarks/results/bf16_cpu_paths.{json,md}.
@@ -98,13 +99,19 @@ def main() -> None:
         "bf16_weights_sdpa_1thread": ("sdpa", torch.bfloat16, False, 1),
     }
     models = {name: model_for(attn, dtype) for name, (attn, dtype, _, _) in variants.items()}
+    variants["bf16_weights_sdpa_compiled"] = variants["bf16_weights_sdpa"]
+    models["bf16_weights_sdpa_compiled"] = torch.compile(model_for("sdpa", torch.bfloat16), dynamic=True)
+    report["compile_seconds"] = {}
     for length in (128, 512):
         batch = batch_of(tokenizer, length, 32)
         times: dict[str, list[float]] = {name: [] for name in variants}
         logits: dict[str, torch.Tensor] = {}
-        for name, (_, _, autocast, n) in variants.items():  # warm-up
+        for name, (_, _, autocast, n) in variants.items():  # warm-up (and compilation)
             torch.set_num_threads(n)
+            started = time.perf_counter()
             time_inference(models[name], batch, autocast)
+            if name.endswith("_compiled"):
+                report["compile_seconds"][length] = round(time.perf_counter() - started, 1)
         for _ in range(args.rounds):
             for name, (_, _, autocast, n) in variants.items():
                 torch.set_num_threads(n)
@@ -142,9 +149,9 @@ def main() -> None:
         "# CPU precision paths: MiniLM forward (batch 32) and training step (batch 16, 128 tokens)",
         "",
         f"CPU: {report['cpu']} (native bf16: {report['bf16_support']}), torch {report['torch']}, "
-        f"{threads} threads; 2 cores shared with other jobs, load average {report['load_average_start'][0]:.1f} at the "
+        f"{threads} threads; {os.cpu_count()} cores, load average {report['load_average_start'][0]:.1f} at the "
         f"start and {report['load_average_end'][0]:.1f} at the end. Median of {args.rounds} interleaved rounds. "
-        "Command: `nice -n 5 python benchmarks/bench_cpu_precision.py`.",
+        f"Command: `python benchmarks/bench_cpu_precision.py --rounds {args.rounds}`.",
         "",
         "| tokens | path | rows/s | vs fp32 sdpa | max abs logit diff |",
         "|---|---|---|---|---|",
@@ -157,6 +164,7 @@ def main() -> None:
     t = report["train_step"]
     lines += [
         "",
+        f"torch.compile(dynamic=True) warm-up (compilation) seconds per shape: {report['compile_seconds']}.",
         f"Training step: fp32 {t['fp32']['seconds_per_step']} s, bf16 autocast {t['autocast_bf16']['seconds_per_step']} s "
         f"({t['speedup']}x).",
         "",
