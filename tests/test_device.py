@@ -157,3 +157,16 @@ def test_bf16_false_trains_exactly_as_an_fp32_cpu_and_metrics_record_the_precisi
     assert forced_weights == plain_weights and forced["test_accuracy"] == plain["test_accuracy"]
     assert auto_weights != plain_weights
     assert abs(auto["train_loss"] - plain["train_loss"]) < 0.05  # the same training, in another precision
+
+
+def test_a_bf16_stored_checkpoint_trains_with_fp32_master_weights(tiny_models, tmp_path):
+    """transformers 5 loads a checkpoint in its stored dtype; textft holds trainable weights in fp32 all the same."""
+    from transformers import AutoModel
+
+    from textft.model import build_model
+
+    stored = tmp_path / "bf16_checkpoint"
+    AutoModel.from_pretrained(tiny_models["bert"]).to(torch.bfloat16).save_pretrained(stored)
+    cfg = load_recipe("bbc_minilm", [f"model.name_or_path={stored}"])
+    model = build_model(cfg, ["a", "b"])
+    assert {p.dtype for p in model.parameters()} == {torch.float32}

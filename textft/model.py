@@ -151,6 +151,7 @@ def report_new_head(
 def build_model(cfg: RecipeConfig, label_names: list[str], problem_type: str = "single_label_classification"):
     """A classifier with `len(label_names)` outputs, the real names in `config.id2label` and transformers'
     `config.problem_type` (its own loss and pipeline() pick softmax, sigmoid or none from it)."""
+    import torch
     from transformers import AutoConfig, AutoModelForImageClassification, AutoModelForSequenceClassification
 
     auto_model = AutoModelForImageClassification if cfg.task == "image" else AutoModelForSequenceClassification
@@ -171,8 +172,10 @@ def build_model(cfg: RecipeConfig, label_names: list[str], problem_type: str = "
         return auto_model.from_config(config, **attn)
     config = _load(AutoConfig.from_pretrained, cfg, **overrides)
     _trainable_class(config)
-    # a checkpoint that is already a classifier (e.g. the source of a transfer) may have another number of classes
-    model = _load_classifier(auto_model, cfg, config, ignore_mismatched_sizes=True, **attn)
+    # a checkpoint that is already a classifier (e.g. the source of a transfer) may have another number of classes.
+    # fp32 master weights whatever the checkpoint's dtype: transformers 5 loads a bf16-stored checkpoint (most decoder
+    # LLMs) as bf16 parameters, and AdamW on them drops small updates; train.bf16 autocasts the compute instead
+    model = _load_classifier(auto_model, cfg, config, ignore_mismatched_sizes=True, dtype=torch.float32, **attn)
     if _trained_on_other_labels(_load(AutoConfig.from_pretrained, cfg), label_names):
         reset_head(model)
     return model
