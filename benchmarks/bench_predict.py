@@ -1,6 +1,7 @@
 """textft-predict vs transformers.pipeline("text-classification"), fp32 and bf16: rows/s on the same model and texts.
 
     nice -n 5 python benchmarks/bench_predict.py --run outputs/bbc_minilm --threads 1   # a trained textft run
+    python benchmarks/bench_predict.py --run outputs/bbc_minilm --device cuda --n-imdb 3000 --name predict_bench_h100
 
 Two text sets, both real BBC words:
   bbc   the BBC News test articles, at max_length 128 (bbc_minilm's recipe value);
@@ -71,7 +72,7 @@ def padded_tokens(lengths: np.ndarray, batch_size: int, sort: bool) -> int:
 
 
 def run_textft(
-    run_dir: Path, texts: list[str], max_length: int, batch_size: int, tmp: Path, dtype: str = "auto"
+    run_dir: Path, texts: list[str], max_length: int, batch_size: int, tmp: Path, device: str, dtype: str = "auto"
 ) -> tuple[float, np.ndarray, list[str]]:
     inp, out = tmp / "in.csv", tmp / "out.csv"
     pd.DataFrame({"text": texts}).to_csv(inp, index=False)
@@ -83,7 +84,7 @@ def run_textft(
         f"max_length={max_length}",
         f"batch_size={batch_size}",
     ]
-    pairs += ["progress=false", "resume=false", "chunk_size=4096", f"dtype={dtype}"]
+    pairs += ["progress=false", "resume=false", "chunk_size=4096", f"dtype={dtype}", f"device={device}"]
     start = time.perf_counter()
     predict(parse_settings(PredictConfig, pairs, "bench"))
     seconds = time.perf_counter() - start
@@ -96,7 +97,7 @@ class TextftScorer:
     """textft-predict's own scoring path (load_classifier, text_inputs, score_rows: length-sorted batches) with the model
     loaded once, so that the scoring call alone is timed, as the pipeline's is."""
 
-    def __init__(self, run_dir: Path, max_length: int, batch_size: int, dtype: str):
+    def __init__(self, run_dir: Path, max_length: int, batch_size: int, dtype: str, device: str):
         pairs = [
             f"model={run_dir}",
             "input=unused.csv",
@@ -104,7 +105,7 @@ class TextftScorer:
             f"max_length={max_length}",
             f"batch_size={batch_size}",
         ]
-        settings = parse_settings(PredictConfig, [*pairs, f"dtype={dtype}"], "bench")
+        settings = parse_settings(PredictConfig, [*pairs, f"dtype={dtype}", f"device={device}"], "bench")
         self.model, tokenizer = load_classifier(run_dir, "text", settings)
         self.settings, _ = resolve_settings(settings, run_info(run_dir), tokenizer)
         self.inputs = text_inputs(tokenizer, self.settings)
@@ -137,19 +138,21 @@ def agreement(ours: tuple[np.ndarray, list[str]], reference: tuple[np.ndarray, l
     }
 
 
-def machine() -> dict:
+def machine(device: str, note: str) -> dict:
     import torch
     import transformers
 
     from textft.device import cpu_bf16_support, cpu_name, predict_precision
 
     return {
+        "device": device,
+        "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None,
         "cpu": cpu_name(),
         "cpu_bf16": cpu_bf16_support(),
-        "textft_auto_dtype": predict_precision("cpu").dtype,
+        "textft_auto_dtype": predict_precision(device).dtype,
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "shared": "2 CPU cores shared with other jobs; timings are noisy, variants alternate round by round",
+        "shared": note,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -166,6 +169,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--n-b1", type=int, default=0, help="texts for pipeline(batch_size=1), the slowest (0: skip)")
     parser.add_argument("--threads", type=int, help="torch threads for every variant (default: torch's)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda: every variant runs there")
+    parser.add_argument("--name", default="predict_bench", help="report file name (without .json / .md)")
+    parser.add_argument(
+        "--note", default="2 CPU cores shared with other jobs; timings are noisy, variants alternate round by round"
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results"))
     args = parser.parse_args()
 
@@ -185,11 +193,12 @@ def main() -> None:
         "imdb": (imdb_shaped_texts(all_articles, tokenizer, args.n_imdb), 512),
     }
     b = args.batch_size
-    pipes = {
-        f"pipeline_b{b}_fp32": pipeline("text-classification", model=str(run_dir), device=-1),
-        f"pipeline_b{b}_bf16": pipeline("text-classification", model=str(run_dir), device=-1, dtype=torch.bfloat16),
+    on = {"device": args.device if args.device != "cpu" else -1}
+    pipes = {  # fp32 named: transformers 5 loads a checkpoint in its stored dtype otherwise
+        f"pipeline_b{b}_fp32": pipeline("text-classification", model=str(run_dir), dtype=torch.float32, **on),
+        f"pipeline_b{b}_bf16": pipeline("text-classification", model=str(run_dir), dtype=torch.bfloat16, **on),
     }
-    report = {"machine": machine(), "run": str(run_dir), "batch_size": b, "sets": {}}
+    report = {"machine": machine(args.device, args.note), "run": str(run_dir), "batch_size": b, "sets": {}}
     started = time.time()
     for name, (texts, max_length) in sets.items():
         full = np.array([len(x) for x in tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]])
@@ -204,15 +213,17 @@ def main() -> None:
         tokenize_seconds = time.perf_counter() - tokenize_start
         for pipe in pipes.values():
             run_pipeline(pipe, texts[:8], max_length, b, labels)  # warm-up
-        scorers = {f"textft_score_{d}": TextftScorer(run_dir, max_length, b, d) for d in ("auto", "float32")}
+        scorers = {
+            f"textft_score_{d}": TextftScorer(run_dir, max_length, b, d, args.device) for d in ("auto", "float32")
+        }
         for scorer in scorers.values():
             scorer(texts[:8])  # warm-up
         times: dict[str, list[float]] = {"textft_predict_auto": [], **{k: [] for k in (*scorers, *pipes)}}
         probs: dict[str, tuple[np.ndarray, list[str]]] = {}
         with tempfile.TemporaryDirectory() as tmp:
-            run_textft(run_dir, texts[:8], max_length, b, Path(tmp))
+            run_textft(run_dir, texts[:8], max_length, b, Path(tmp), args.device)
             for _ in range(args.repeats):  # every variant once per round: load from other jobs hits all alike
-                seconds, p, lab = run_textft(run_dir, texts, max_length, b, Path(tmp))
+                seconds, p, lab = run_textft(run_dir, texts, max_length, b, Path(tmp), args.device)
                 times["textft_predict_auto"].append(seconds)
                 probs["textft_predict_auto"] = (p, lab)
                 for key, scorer in scorers.items():
@@ -250,9 +261,9 @@ def main() -> None:
     report["load_average_end"] = os.getloadavg()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "predict_bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "predict_bench.md").write_text(markdown(report, torch.__version__))
-    print(f"wrote {out / 'predict_bench.json'} and .md")
+    (out / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"{args.name}.md").write_text(markdown(report, torch.__version__))
+    print(f"wrote {out / args.name}.json and .md")
 
 
 def markdown(report: dict, torch_version: str) -> str:
@@ -261,7 +272,7 @@ def markdown(report: dict, torch_version: str) -> str:
     lines = [
         "# textft-predict vs transformers.pipeline (text-classification), fp32 and bf16",
         "",
-        f"Machine: {m['cpu']} (native bf16: {m['cpu_bf16'] or 'none'}; textft dtype=auto picks "
+        f"Machine: {m['gpu'] + ' GPU, host CPU ' if m.get('gpu') else ''}{m['cpu']} (native bf16: {m['cpu_bf16'] or 'none'}; textft dtype=auto picks "
         f"{m['textft_auto_dtype']}), {m['cores']} cores ({m['shared']}); torch {m['torch']} ({m['torch_threads']} "
         f"threads), transformers {m['transformers']}. Model: the MiniLM (BERT, 6 layers) run `{report['run']}`. "
         "Best of the rounds. textft (scoring) and the pipelines: the scoring call alone, model loaded before; textft-predict "
