@@ -60,7 +60,7 @@ from transformers import (  # noqa: E402
 
 from textft.assets import bbc_articles, minilm_path  # noqa: E402
 from textft.config import DataConfig, ModelConfig, RecipeConfig  # noqa: E402
-from textft.text import padding_collator, tokenize_splits  # noqa: E402
+from textft.text import pad_multiple, padding_collator, tokenize_splits  # noqa: E402
 from textft.train_args import train_arguments  # noqa: E402
 from textft.trainer import TextftTrainer  # noqa: E402
 
@@ -201,6 +201,31 @@ class StepClock(TrainerCallback):
         self.times.append(time.perf_counter())
 
 
+class ProfileSteps(TrainerCallback):
+    """torch.profiler over `steps` optimizer steps after `start`: the ops that take the most self time (CPU and CUDA)."""
+
+    def __init__(self, start: int, steps: int):
+        self.start, self.steps, self.profiler, self.tables = start, steps, None, {}
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.start and self.profiler is None:
+            activities = [torch.profiler.ProfilerActivity.CPU]
+            if torch.cuda.is_available():
+                activities.append(torch.profiler.ProfilerActivity.CUDA)
+            self.profiler = torch.profiler.profile(activities=activities)
+            self.profiler.__enter__()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.profiler is not None and state.global_step == self.start + self.steps:
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            self.profiler.__exit__(None, None, None)
+            events = self.profiler.key_averages()
+            for key in ("self_cpu_time_total", "self_device_time_total"):
+                self.tables[key] = events.table(sort_by=key, row_limit=14, max_name_column_width=48)
+            self.profiler = None
+
+
 def counting(collate):
     """Wrap a collator to record (rows, real tokens, padded tokens, sum of squared real lengths) per batch, in order."""
     batches: list[tuple[int, int, int, int]] = []
@@ -241,7 +266,8 @@ def build_model(model: str, num_labels: int, seed: int):
     if model in MODELS:
         config = AutoConfig.for_model(**MODELS[model], num_labels=num_labels)
         return AutoModelForSequenceClassification.from_config(config)
-    return AutoModelForSequenceClassification.from_pretrained(model, num_labels=num_labels)
+    # fp32 as stored by most encoders; transformers 5 would keep a bf16-stored checkpoint in bf16 (no autocast then)
+    return AutoModelForSequenceClassification.from_pretrained(model, num_labels=num_labels, dtype=torch.float32)
 
 
 def training_flops(model, batches, warmup: int) -> float:
@@ -287,23 +313,25 @@ def run_setup(setup, model_name, splits, tokenizer, num_labels, args, max_length
     if setup.startswith("textft"):
         data = tokenize_splits(splits, tokenizer, cfg)
         kwargs = {**train_arguments(cfg), **common, "load_best_model_at_end": False, "torch_compile": args.compile}
-        multiple = 64 if args.compile else 8 if (precision_flags["bf16"] or precision_flags["fp16"]) else None
-        collate = counting(padding_collator(tokenizer, pad_to_multiple_of=multiple))
+        collate = None  # textft's rule (pad_multiple), from the TrainingArguments below
     else:  # the HF example: TrainingArguments defaults (fp32), pad to max_length, random batches
         data = hf_example_data(splits, tokenizer, max_length)
         kwargs = {**common, "learning_rate": cfg.train.get("learning_rate", 5e-5)}
         kwargs.update(precision_flags if args.hf_precision == "textft" else {"use_cpu": not torch.cuda.is_available()})
         collate = counting(default_data_collator)
     kwargs["learning_rate"] = args.learning_rate
+    training_args = TrainingArguments(**kwargs)
+    collate = collate or counting(padding_collator(tokenizer, pad_to_multiple_of=pad_multiple(training_args)))
     model = build_model(model_name, num_labels, args.seed)
     clock = StepClock()
+    callbacks = [clock] + ([ProfileSteps(args.warmup_steps, args.profile_steps)] if args.profile_steps else [])
     trainer = (TextftTrainer if setup.startswith("textft") else Trainer)(
         model=model,
-        args=TrainingArguments(**kwargs),
+        args=training_args,
         train_dataset=data["train"],
         data_collator=collate,
         processing_class=tokenizer,
-        callbacks=[clock],
+        callbacks=callbacks,
     )
     reset_peak_memory()
     result = trainer.train()
@@ -334,6 +362,10 @@ def run_setup(setup, model_name, splits, tokenizer, num_labels, args, max_length
         "mfu_pct": round(100 * training_flops(model, batches, w) / seconds / peak, 2) if peak else None,
         "train_loss": round(result.metrics["train_loss"], 4),
     }
+    if args.profile_steps:
+        report["profile"] = callbacks[1].tables
+        for key, table in report["profile"].items():
+            print(f"-- {setup}: top ops by {key} over {args.profile_steps} steps\n{table}", flush=True)
     if evaluate:
         trainer.data_collator = padding_collator(tokenizer) if setup.startswith("textft") else default_data_collator
         pred = trainer.predict(data["test"])  # textft evaluates in length-sorted order: compare with its label_ids
@@ -469,6 +501,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--peak-tflops", type=float, help="the accelerator's peak for MFU, if not in PEAK_BF16_FLOPS")
     parser.add_argument("--threads", type=int, help="torch CPU threads (preset decides; none: torch's default)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--profile-steps", type=int, default=0, help="torch.profiler tables over this many steps")
+    parser.add_argument("--setups", nargs="+", default=["hf_example", "textft", "textft_fp32"])
     parser.add_argument("--note", default="", help="a remark for the report (e.g. 'machine shared with other jobs')")
     parser.add_argument("--work-dir", default="/tmp/textft_bench")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
@@ -495,10 +529,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print("imdb_shaped:", shape, flush=True)
     splits = DatasetDict({"train": imdb})
-    runs = [
-        run_setup(s, model_name, splits, tokenizer, 5, args, args.max_length, args.epochs)
-        for s in ("hf_example", "textft", "textft_fp32")
-    ]
+    runs = [run_setup(s, model_name, splits, tokenizer, 5, args, args.max_length, args.epochs) for s in args.setups]
     part = {"model": args.model, "max_length": args.max_length, "batch_size": args.batch_size, "epochs": args.epochs}
     results.append(compare("imdb_shaped", {**part, "lengths": shape}, runs))
     lengths_25k = imdb_epoch_lengths(25_000, args.max_length, args.seed)

@@ -41,6 +41,16 @@ def keyword_rows(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
+@pytest.fixture(autouse=True)
+def _default_fp32_precision():
+    """Each test starts at torch's default fp32 precision: a training run earlier in the process (a session fixture) turns
+    TF32 on process-wide on a GPU machine (transformers sets torch.backends.fp32_precision), CPU matmuls included."""
+    import torch
+
+    if getattr(torch.backends, "fp32_precision", None) not in (None, "none"):
+        torch.backends.fp32_precision = "none"
+
+
 @pytest.fixture(scope="session")
 def minilm_dir() -> str:
     from textft.assets import minilm_path

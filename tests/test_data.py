@@ -152,3 +152,31 @@ def test_hub_model_while_offline_says_so():
         TextftError, match="model.name_or_path 'bert-base-uncased' could not be loaded.*HF_HUB_OFFLINE=1"
     ):
         build_model(load_recipe("imdb_bert"), ["neg", "pos"])
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("multiple", [None, 8])
+def test_padding_collator_gives_what_the_tokenizers_pad_gives(minilm_dir, side, multiple):
+    """The numpy collator (fast) against DataCollatorWithPadding (tokenizer.pad): same keys, dtypes and values, for
+    sentence pairs (token_type_ids), either padding side, and class-id, multi-label and regression labels."""
+    import torch
+    from transformers import AutoTokenizer, DataCollatorWithPadding
+
+    from textft.text import padding_collator
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
+    tokenizer.padding_side = side
+    texts = ["a short one", "a somewhat longer sentence about the election and the vote", "x"]
+    encoded = tokenizer(texts, texts[::-1])
+    for labels in ([0, 2, 1], [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [0.5, -1.25, 3.0]):
+        features = [
+            {**{k: v[i] for k, v in encoded.items()}, "label": labels[i], "length": len(encoded["input_ids"][i])}
+            for i in range(len(texts))
+        ]
+        ours = padding_collator(tokenizer, multiple)(features)
+        reference = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)(
+            [{k: v for k, v in f.items() if k != "length"} for f in features]
+        )
+        assert ours.keys() == reference.keys()
+        for key, value in reference.items():
+            assert ours[key].dtype == value.dtype and torch.equal(ours[key], value), key

@@ -33,7 +33,9 @@ def test_export_keeps_labels_and_matches_pytorch_on_real_rows(full_run, keyword_
         output = tmp_path / f"{name}.csv"
         # fp32 for the PyTorch side: on a CPU with native bf16, dtype=auto holds the weights in bf16 (~1e-3 apart)
         fp32 = ["dtype=float32"] if name == "torch" else []
-        predict_main([f"model={model_dir}", f"input={keyword_files['test']}", f"output={output}", "progress=false", *fp32])
+        predict_main(
+            [f"model={model_dir}", f"input={keyword_files['test']}", f"output={output}", "progress=false", *fp32]
+        )
         scored[name] = pd.read_csv(output)
     assert (scored["torch"]["pred_label"] == scored["onnx"]["pred_label"]).all()
     assert (scored["torch"]["pred_score"] - scored["onnx"]["pred_score"]).abs().max() < 1e-4

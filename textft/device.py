@@ -14,6 +14,7 @@ The CPU probe reads the flags of /proc/cpuinfo, else asks torch (other operating
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -133,3 +134,17 @@ def announce(what: str, choice: Precision) -> None:
     if line not in _announced:
         _announced.add(line)
         log.info(line)
+
+
+def variable_length_attention(device):
+    """A context for batches whose length changes every step (textft pads per batch): on CUDA, SDPA may use flash,
+    memory-efficient or math attention but not cuDNN's, which builds an execution plan for every new shape (measured on
+    an H200: ~2 ms of CPU per attention call, which made a bf16 MiniLM step CPU-bound at 0.53x fp32;
+    benchmarks/results/gpu_h200). Elsewhere it changes nothing."""
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])

@@ -106,7 +106,9 @@ def score_rows(rows: pd.DataFrame, inputs: Inputs, model, s: PredictConfig, prog
     logits = np.empty((len(owner), n_outputs), dtype=np.float32)
     rows_per_item, rows_done = len(rows) / len(owner), 0
     device = model.device
-    with torch.inference_mode():
+    from textft.device import variable_length_attention
+
+    with torch.inference_mode(), variable_length_attention(device):
         for start in range(0, len(order), s.batch_size):
             index = order[start : start + s.batch_size]
             batch = inputs.collate({k: [v[i] for i in index] for k, v in features.items()})

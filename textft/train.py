@@ -88,6 +88,7 @@ def run(cfg: RecipeConfig, callbacks: list | None = None, select_splits: Callabl
     from textft.modes import apply_mode, count_parameters
     from textft.optim import GradualUnfreezing, build_optimizer, needs_optimizer, unfreeze_enabled
     from textft.plots import save_learning_curves
+    from textft.text import pad_multiple
     from textft.trackers import add_recipe_logging
     from textft.trainer import TextftTrainer
 
@@ -114,9 +115,7 @@ def run(cfg: RecipeConfig, callbacks: list | None = None, select_splits: Callabl
     if main_process:  # after the data: the resolved problem type is part of the recipe
         write_text_atomic(output_dir / "recipe.yaml", to_yaml(cfg))
     select_best_metric(args, cfg, problem)
-    # tensor cores like multiples of 8; torch.compile recompiles per shape, so fewer, coarser shapes
-    multiple = 64 if args.torch_compile else 8 if args.mixed_precision != "no" else None
-    collator = data_collator(processor, cfg, pad_to_multiple_of=multiple)
+    collator = data_collator(processor, cfg, pad_to_multiple_of=pad_multiple(args))
 
     # 2. model + mode: a pretrained encoder with a new head; the mode decides what trains
     model = build_model(cfg, problem.label_names, problem.hf_problem_type)

@@ -84,6 +84,18 @@ class TextftTrainer(Trainer):
             return super()._get_eval_sampler(eval_dataset)
         return SortedSampler(lengths)  # longest first: little padding; predictions return with their labels
 
+    def training_step(self, *args, **kwargs):
+        from textft.device import variable_length_attention
+
+        with variable_length_attention(self.args.device):  # the backward runs inside too
+            return super().training_step(*args, **kwargs)
+
+    def prediction_step(self, *args, **kwargs):
+        from textft.device import variable_length_attention
+
+        with variable_length_attention(self.args.device):
+            return super().prediction_step(*args, **kwargs)
+
     def _own_loader(self) -> bool:
         return not (self.is_fsdp_enabled or self.is_deepspeed_enabled)
 
