@@ -10,6 +10,8 @@ Arms:
   random_nowarm_nowd   random order, no warmup, no weight decay: the issue's "random-order run", the reference
   group_hf             textft's old default: the Trainer's LengthGroupedSampler (megabatches of up to 50 batches,
                        served longest to shortest), default warmup / weight decay; run on the sets where auto groups
+  random_nowarm        random order, no warmup, weight decay kept: splits random_default's gap into its two parts
+  random_nowd          random order, warmup kept, no weight decay
 Where `auto` resolves to random order, textft_default and random_default are the same run (the Trainer's
 RandomSampler, same seed); random_default is then not run again but checked equal on one seed (--check-identical).
 v1 of this study (fp32, the Trainer's LengthGroupedSampler as the old default) is in seed_study_v1.md.
@@ -53,6 +55,8 @@ ARMS = {
     "random_default": {"train_sampling_strategy": "random"},
     "random_nowarm_nowd": {"train_sampling_strategy": "random", "warmup_steps": 0, "weight_decay": 0.0},
     "group_hf": {"train_sampling_strategy": "group_by_length"},  # with the Trainer's own LengthGroupedSampler
+    "random_nowarm": {"train_sampling_strategy": "random", "warmup_steps": 0},  # warmup alone (weight decay kept)
+    "random_nowd": {"train_sampling_strategy": "random", "weight_decay": 0.0},  # weight decay alone (warmup kept)
 }
 REFERENCE = "random_nowarm_nowd"  # the random-order run every arm is compared with, seed by seed
 SETS = {  # recipe, max_length, train rows, validation rows, metric (test_<metric>), higher is better
