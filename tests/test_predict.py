@@ -27,7 +27,8 @@ def texts():
 
 def run_predict(model, inp, out, **settings) -> dict:
     settings.setdefault("dtype", "float32")  # exact fp32 references below; dtype=auto (bf16 CPUs) is in test_device.py
-    settings.setdefault("device", "cpu")  # the references score on the CPU (a GPU's fp32 may run in TF32 after training)
+    # the references below score on the CPU; on a GPU machine, fp32 may run as TF32 after a training run
+    settings.setdefault("device", "cpu")
     pairs = [f"model={model}", f"input={inp}", f"output={out}", "progress=false"]
     pairs += [f"{k}={v}" for k, v in settings.items()]
     return predict(parse_settings(PredictConfig, pairs, "textft-predict"))
