@@ -36,7 +36,7 @@ class Inputs:
 
 def text_inputs(tokenizer, s: PredictConfig) -> Inputs:
     """Text rows -> token ids with the training-time encoding (textft.text.text_encoder), or overlapping windows."""
-    from textft.text import text_encoder
+    from textft.text import padding_collator, text_encoder
 
     columns = [s.text_column] if isinstance(s.text_column, str) else list(s.text_column)
     if s.long_text == "window":
@@ -66,8 +66,10 @@ def text_inputs(tokenizer, s: PredictConfig) -> Inputs:
             owner = np.arange(len(first))
         return features, owner, np.fromiter(map(len, features["input_ids"]), dtype=np.int64, count=len(owner))
 
+    pad = padding_collator(tokenizer)  # training's collator: to the longest in the batch, on the tokenizer's side
+
     def collate(features: dict[str, list]) -> dict[str, Any]:
-        return tokenizer.pad(features, return_tensors="pt")  # to the longest in the batch
+        return pad([dict(zip(features, row)) for row in zip(*features.values())])
 
     return Inputs(columns=columns, encode=encode, collate=collate)
 
