@@ -4,16 +4,18 @@ over seeds, on every offline set: short and long single-label texts, multi-label
     python benchmarks/seed_study.py --sets titles bbc spans multilabel regression --seeds 1 2 3 4 5
     python benchmarks/seed_study.py --report          # jsonl -> seed_study.{md,json}
 
-Arms:
-  textft_default       no overrides: textft's defaults (train_sampling_strategy auto; what it resolved to is recorded)
-  random_default       the defaults with random batch order forced: isolates the order from warmup / weight decay
+Arms (warmup and weight decay named where an arm depends on them, so that a change of default leaves its rows valid):
+  textft_default       no overrides: textft's defaults today (train_sampling_strategy auto, no warmup, weight decay
+                       0.01; what auto resolved to is recorded)
   random_nowarm_nowd   random order, no warmup, no weight decay: the issue's "random-order run", the reference
-  group_hf             textft's old default: the Trainer's LengthGroupedSampler (megabatches of up to 50 batches,
-                       served longest to shortest), default warmup / weight decay; run on the sets where auto groups
-  random_nowarm        random order, no warmup, weight decay kept: splits random_default's gap into its two parts
-  random_nowd          random order, warmup kept, no weight decay
-Where `auto` resolves to random order, textft_default and random_default are the same run (the Trainer's
-RandomSampler, same seed); random_default is then not run again but checked equal on one seed (--check-identical).
+  random_nowarm        random order, no warmup, weight decay 0.01: where auto resolves to random order this is the
+                       default's own run (the Trainer's RandomSampler, same seed), so it runs on the first seed only,
+                       as a check that the two are identical
+  default_warm6        textft's default before this study: auto sampling with 6% warmup
+  random_warm6         random order with 6% warmup: isolates the order from warmup / weight decay
+  random_nowd          random order, 6% warmup, no weight decay: splits random_warm6's gap into its two parts
+  group_hf             textft's default before auto: the Trainer's LengthGroupedSampler (megabatches of up to 50
+                       batches, served longest to shortest), 6% warmup; run on the sets where auto groups
 v1 of this study (fp32, the Trainer's LengthGroupedSampler as the old default) is in seed_study_v1.md.
 
 Sets, real text, train/validation/test disjoint, fixed files (the seed changes init, order and dropout, not the rows):
@@ -52,12 +54,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 RESULTS = ROOT / "benchmarks" / "results"
 ARMS = {
     "textft_default": {},
-    "random_default": {"train_sampling_strategy": "random"},
     "random_nowarm_nowd": {"train_sampling_strategy": "random", "warmup_steps": 0, "weight_decay": 0.0},
-    "group_hf": {"train_sampling_strategy": "group_by_length"},  # with the Trainer's own LengthGroupedSampler
-    "random_nowarm": {"train_sampling_strategy": "random", "warmup_steps": 0},  # warmup alone (weight decay kept)
-    "random_nowd": {"train_sampling_strategy": "random", "weight_decay": 0.0},  # weight decay alone (warmup kept)
+    "random_nowarm": {"train_sampling_strategy": "random", "warmup_steps": 0, "weight_decay": 0.01},
+    "default_warm6": {"warmup_steps": 0.06},
+    "random_warm6": {"train_sampling_strategy": "random", "warmup_steps": 0.06},
+    "random_nowd": {"train_sampling_strategy": "random", "warmup_steps": 0.06, "weight_decay": 0.0},
+    # with the Trainer's own LengthGroupedSampler (run_one swaps it in)
+    "group_hf": {"train_sampling_strategy": "group_by_length", "warmup_steps": 0.06},
 }
+SAME_AS_DEFAULT_WHEN_RANDOM = "random_nowarm"  # textft_default's own run where auto resolves to random order
 REFERENCE = "random_nowarm_nowd"  # the random-order run every arm is compared with, seed by seed
 SETS = {  # recipe, max_length, train rows, validation rows, metric (test_<metric>), higher is better
     "titles": ("bbc_minilm", 64, 800, 100, "accuracy", True),
@@ -248,7 +253,8 @@ def report(jsonl: Path) -> None:
     for s in summary:
         sd = "-" if s["sd"] is None else f"{s['sd']:.4f}"
         paired = "-" if s["vs_reference_se"] is None else f"{s['vs_reference']:+.2f} +- {s['vs_reference_se']:.2f}"
-        batches = ", ".join(s["sampling"]) + (f" ({s['grouping_speedup']}x)" if s["arm"] == "textft_default" else "")
+        auto = s["arm"] in ("textft_default", "default_warm6")
+        batches = ", ".join(s["sampling"]) + (f" ({s['grouping_speedup']}x)" if auto else "")
         lines.append(
             f"| {s['set']} | {s['metric']} | {s['arm']} | {batches} | {s['n']} | {s['mean']:.4f} | {sd} "
             f"| {s['train_runtime_s_mean']} | {paired} |"
@@ -292,7 +298,7 @@ def main() -> None:
                     continue
                 default = finished.get((set_name, "textft_default", seed))
                 same_run = default and (default["sampling"] or {}).get("strategy") == "random"
-                if arm == "random_default" and same_run and seed != args.seeds[0]:
+                if arm == SAME_AS_DEFAULT_WHEN_RANDOM and same_run and seed != args.seeds[0]:
                     continue  # auto chose random order: the default run is this run (checked on the first seed)
                 result = run_one(set_name, arm, seed, files, work)
                 with open(jsonl, "a", encoding="utf-8") as f:
