@@ -23,6 +23,8 @@ Per setup: samples/s and real (non-pad) tokens/s measured after `--warmup-steps`
 tokens), peak memory (CUDA: max allocated; CPU: peak RSS of this process, reset before each setup), and on CUDA the
 model FLOPs utilisation on real tokens (6 x non-embedding params x tokens + attention, against the GPU's bf16 peak).
 The CPU model and its native-bf16 flag are recorded. Writes benchmarks/results/train_<machine>.json and .md.
+`--profile-steps N` adds torch.profiler's top ops (self CPU and self device time) over N steps of each setup: how the
+cuDNN-attention cost on an H200 was found (benchmarks/results/gpu_h200).
 """
 
 from __future__ import annotations
