@@ -11,6 +11,8 @@ Arms (warmup and weight decay named where an arm depends on them, so that a chan
   random_nowarm        random order, no warmup, weight decay 0.01: where auto resolves to random order this is the
                        default's own run (the Trainer's RandomSampler, same seed), so it runs on the first seed only,
                        as a check that the two are identical
+  group_nowarm         textft's length grouping forced, no warmup: on spans_small, what the default did before auto
+                       required GROUP_MIN_BATCHES batches an epoch
   default_warm6        textft's default before this study: auto sampling with 6% warmup
   random_warm6         random order with 6% warmup: isolates the order from warmup / weight decay
   random_nowd          random order, 6% warmup, no weight decay: splits random_warm6's gap into its two parts
@@ -56,6 +58,7 @@ ARMS = {
     "textft_default": {},
     "random_nowarm_nowd": {"train_sampling_strategy": "random", "warmup_steps": 0, "weight_decay": 0.0},
     "random_nowarm": {"train_sampling_strategy": "random", "warmup_steps": 0, "weight_decay": 0.01},
+    "group_nowarm": {"train_sampling_strategy": "group_by_length", "warmup_steps": 0},
     "default_warm6": {"warmup_steps": 0.06},
     "random_warm6": {"train_sampling_strategy": "random", "warmup_steps": 0.06},
     "random_nowd": {"train_sampling_strategy": "random", "warmup_steps": 0.06, "weight_decay": 0.0},

@@ -81,6 +81,9 @@ def test_auto_groups_long_varied_texts_only():
     tweets = [min(64, max(5, round(rng.gauss(30, 12)))) for _ in range(3000)]  # much padding, but short rows
     assert resolve_sampling("auto", tweets, 16)[0] == "random"
     assert resolve_sampling("auto", [128] * 500, 16)[0] == "random"  # truncated long articles: nothing to save
+    short_epoch, record = resolve_sampling("auto", imdb_shaped(3000)[: 16 * 49], 16)  # 49 batches: fewer than 50
+    assert short_epoch == "random" and record["grouping_speedup"] > 1.5  # it would save compute, but not enough time
+    assert resolve_sampling("auto", imdb_shaped(3000)[: 16 * 50], 16)[0] == "group_by_length"
     assert resolve_sampling("auto", None, 16) == ("random", {"strategy": "random", "asked": "auto"})  # images
     assert resolve_sampling("group_by_length", [5] * 40, 16)[0] == "group_by_length"  # asked for: kept
     assert resolve_sampling("random", imdb_shaped(500), 16)[0] == "random"
@@ -92,8 +95,8 @@ def test_trainer_samplers(tmp_path):
 
     from textft.trainer import TextftTrainer
 
-    lengths = imdb_shaped(200)
-    data = Dataset.from_dict({"length": lengths, "label": [0] * 200})
+    lengths = imdb_shaped(1000)  # 63 batches of 16: enough for auto to group
+    data = Dataset.from_dict({"length": lengths, "label": [0] * 1000})
 
     def trainer(strategy):
         args = TrainingArguments(
@@ -110,7 +113,7 @@ def test_trainer_samplers(tmp_path):
     assert isinstance(grouped._get_eval_sampler(data), SortedSampler)
     assert [lengths[i] for i in eval_order] == sorted(lengths, reverse=True)
     short = trainer("auto")
-    short.train_dataset = Dataset.from_dict({"length": [10, 12, 9, 30] * 50, "label": [0] * 200})
+    short.train_dataset = Dataset.from_dict({"length": [10, 12, 9, 30] * 250, "label": [0] * 1000})
     assert type(short._get_train_sampler()) is RandomSampler  # exactly what train_sampling_strategy=random gives
 
 
@@ -132,7 +135,8 @@ def test_runs_record_the_batch_order(full_run):
 @pytest.mark.slow
 def test_auto_groups_imdb_shaped_real_text_and_learns(minilm_dir, bbc_files, tmp_path):
     """The real MiniLM on real BBC text cut to IMDB's length shape (scaled to max_length 128): `auto` groups the batches
-    by length, and the model still learns the topic (about 40 s on 2 cores)."""
+    by length (batches of 8: 54 of them, enough for auto to group), and the model still learns the topic (about 40 s
+    on 2 cores)."""
     import csv
 
     from textft.config import load_recipe
@@ -155,6 +159,7 @@ def test_auto_groups_imdb_shaped_real_text_and_learns(minilm_dir, bbc_files, tmp
             writer.writerows(rows)
     overrides = [f"model.name_or_path={minilm_dir}", f"data.files.train={files['train']}",
                  f"data.files.test={files['test']}", "data.max_length=128", "train.num_train_epochs=1",
+                 "train.per_device_train_batch_size=8",
                  "train.learning_rate=1e-4", "train.eval_strategy=no", "train.save_strategy=no",
                  "train.load_best_model_at_end=false", f"output_dir={tmp_path / 'run'}"]  # fmt: skip
     metrics = run(load_recipe("bbc_minilm", overrides))

@@ -4,8 +4,11 @@ Length grouping saves compute only when random batches carry much padding on lon
 length, like IMDB reviews); on short or uniformly truncated texts it saves little wall time (per-step costs dominate
 short batches) and changes what a batch holds. So textft's default `train.train_sampling_strategy: auto` groups only
 when, on this run's own training lengths, random batches would compute at least GROUP_MIN_SPEEDUP times the padded
-tokens of grouped ones and be GROUP_MIN_LENGTH tokens long or more on average; otherwise it is plain random order (the
-Trainer's RandomSampler, exactly). Seed studies: benchmarks/results/seed_study.md.
+tokens of grouped ones and be GROUP_MIN_LENGTH tokens long or more on average, over an epoch of GROUP_MIN_BATCHES
+batches or more; otherwise it is plain random order (the Trainer's RandomSampler, exactly). Short epochs stay random:
+they take seconds to minutes either way, and with few steps what each batch holds weighs more (on 25-step runs the
+grouped order fell to ~61% on 2 of 15 seeds where random order kept 68-78%). Seed studies:
+benchmarks/results/seed_study.md.
 
 Grouping here differs from the Trainer's LengthGroupedSampler (megabatches of 50 batches, each megabatch's batches
 served longest to shortest): rows are shuffled, cut into groups of MEGABATCH batches, sorted by length inside a group
@@ -27,6 +30,9 @@ log = logging.getLogger("textft")
 
 GROUP_MIN_SPEEDUP = 1.5  # auto groups when random batches carry >= 1.5x the padded tokens of grouped ones (1/3 padding)
 GROUP_MIN_LENGTH = 96  # ... and random batches are this long on average (tweets and titles are not: random order)
+GROUP_MIN_BATCHES = (
+    50  # ... and an epoch has this many batches (fewer: little time to save, and each batch weighs more)
+)
 MEGABATCH = 8  # batches per length-sorted group
 STRATEGIES = ("auto", "random", "group_by_length", "sequential", "batch_rebalance")  # the last two: the Trainer's own
 
@@ -72,20 +78,22 @@ def padding_profile(lengths: Sequence[int], batch_size: int, draws: int = 3) -> 
 
 def resolve_sampling(strategy: str, lengths: Sequence[int] | None, batch_size: int) -> tuple[str, dict]:
     """`train.train_sampling_strategy` -> (the strategy used, a record for metrics.json). `auto`: group_by_length when
-    grouping saves at least GROUP_MIN_SPEEDUP x the padded tokens on these lengths, else random."""
+    grouping saves at least GROUP_MIN_SPEEDUP x the padded tokens on these lengths, on rows this long and an epoch this
+    many batches (GROUP_MIN_LENGTH, GROUP_MIN_BATCHES), else random."""
     if lengths is None:  # images, or a dataset without a `length` column: nothing to group by
         used = "random" if strategy == "auto" else strategy
         return used, {"strategy": used, "asked": strategy}
     speedup, length = padding_profile(lengths, batch_size)
     used = strategy
     if strategy == "auto":
-        group = speedup >= GROUP_MIN_SPEEDUP and length >= GROUP_MIN_LENGTH
+        batches = -(-len(lengths) // batch_size)
+        group = speedup >= GROUP_MIN_SPEEDUP and length >= GROUP_MIN_LENGTH and batches >= GROUP_MIN_BATCHES
         used = "group_by_length" if group else "random"
         log.info(
-            "batches: %s (train.train_sampling_strategy=auto: random batches of %d would be %.0f tokens long on "
-            "average and grouping them by length would compute %.2fx fewer tokens; textft groups from %.1fx and %d "
-            "tokens)",
-            used, batch_size, length, speedup, GROUP_MIN_SPEEDUP, GROUP_MIN_LENGTH,
+            "batches: %s (train.train_sampling_strategy=auto: %d random batches of %d would be %.0f tokens long on "
+            "average and grouping them by length would compute %.2fx fewer tokens; textft groups from %.1fx, %d "
+            "tokens and %d batches)",
+            used, batches, batch_size, length, speedup, GROUP_MIN_SPEEDUP, GROUP_MIN_LENGTH, GROUP_MIN_BATCHES,
         )  # fmt: skip
     record = {"grouping_speedup": round(speedup, 3), "random_batch_length": round(length, 1)}
     return used, {"strategy": used, "asked": strategy, **record}
