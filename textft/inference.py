@@ -69,7 +69,7 @@ def text_inputs(tokenizer, s: PredictConfig) -> Inputs:
     pad = padding_collator(tokenizer)  # training's collator: to the longest in the batch, on the tokenizer's side
 
     def collate(features: dict[str, list]) -> dict[str, Any]:
-        return pad([dict(zip(features, row)) for row in zip(*features.values())])
+        return pad([dict(zip(features, row, strict=True)) for row in zip(*features.values(), strict=True)])
 
     return Inputs(columns=columns, encode=encode, collate=collate)
 
