@@ -15,8 +15,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "per_device_train_batch_size": 16,
     "per_device_eval_batch_size": 64,
     "weight_decay": 0.01,
-    # no warmup, as the Trainer and the HF example: 6% cost 3.0 +- 1.1 points at 25 optimizer steps and gained nothing
-    # measurable at 38-125 (benchmarks/results/seed_study.md); recipes of large encoders set their papers' 0.06-0.1
+    # no warmup, as the Trainer and the HF example: 6% cost 2.1 +- 0.6 points at 25 optimizer steps and gained nothing
+    # measurable at 38-125 (benchmarks/results/seed_study.md); recipes of large encoders set their papers' 0.05-0.1
     # (a float < 1 is a fraction of the total steps)
     "warmup_steps": 0,
     "eval_strategy": "epoch",
