@@ -320,15 +320,16 @@ def run_setup(
     if setup.startswith("textft"):
         data = tokenize_splits(splits, tokenizer, cfg)
         kwargs = {**train_arguments(cfg), **common, "load_best_model_at_end": False, "torch_compile": args.compile}
-        collate = None  # textft's rule (pad_multiple), from the TrainingArguments below
     else:  # the HF example: TrainingArguments defaults (fp32), pad to max_length, random batches
         data = hf_example_data(splits, tokenizer, max_length)
         kwargs = {**common, "learning_rate": cfg.train.get("learning_rate", 5e-5)}
         kwargs.update(precision_flags if args.hf_precision == "textft" else {"use_cpu": not torch.cuda.is_available()})
-        collate = counting(default_data_collator)
     kwargs["learning_rate"] = args.learning_rate
     training_args = TrainingArguments(**kwargs)
-    collate = collate or counting(padding_collator(tokenizer, pad_to_multiple_of=pad_multiple(training_args)))
+    if setup.startswith("textft"):  # textft's padding rule follows the arguments (precision, device, compile)
+        collate = counting(padding_collator(tokenizer, pad_to_multiple_of=pad_multiple(training_args)))
+    else:
+        collate = counting(default_data_collator)
     model = build_model(model_name, num_labels, args.seed)
     clock = StepClock()
     callbacks = [clock] + ([ProfileSteps(args.warmup_steps, args.profile_steps)] if args.profile_steps else [])

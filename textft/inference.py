@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,7 @@ class Inputs:
 
 def text_inputs(tokenizer, s: PredictConfig) -> Inputs:
     """Text rows -> token ids with the training-time encoding (textft.text.text_encoder), or overlapping windows."""
-    from textft.text import padding_collator, text_encoder
+    from textft.text import pad_batch, text_encoder
 
     columns = [s.text_column] if isinstance(s.text_column, str) else list(s.text_column)
     if s.long_text == "window":
@@ -66,12 +67,8 @@ def text_inputs(tokenizer, s: PredictConfig) -> Inputs:
             owner = np.arange(len(first))
         return features, owner, np.fromiter(map(len, features["input_ids"]), dtype=np.int64, count=len(owner))
 
-    pad = padding_collator(tokenizer)  # training's collator: to the longest in the batch, on the tokenizer's side
-
-    def collate(features: dict[str, list]) -> dict[str, Any]:
-        return pad([dict(zip(features, row, strict=True)) for row in zip(*features.values(), strict=True)])
-
-    return Inputs(columns=columns, encode=encode, collate=collate)
+    # training's padding, on columns: to the longest in the batch, on the tokenizer's padding side
+    return Inputs(columns=columns, encode=encode, collate=partial(pad_batch, tokenizer))
 
 
 def image_inputs(processor, s: PredictConfig) -> Inputs:

@@ -30,9 +30,7 @@ log = logging.getLogger("textft")
 
 GROUP_MIN_SPEEDUP = 1.5  # auto groups when random batches carry >= 1.5x the padded tokens of grouped ones (1/3 padding)
 GROUP_MIN_LENGTH = 96  # ... and random batches are this long on average (tweets and titles are not: random order)
-GROUP_MIN_BATCHES = (
-    50  # ... and an epoch has this many batches (fewer: little time to save, and each batch weighs more)
-)
+GROUP_MIN_BATCHES = 50  # ... over an epoch this long (fewer: little time to save, and each batch weighs more)
 MEGABATCH = 8  # batches per length-sorted group
 STRATEGIES = ("auto", "random", "group_by_length", "sequential", "batch_rebalance")  # the last two: the Trainer's own
 

@@ -112,42 +112,44 @@ def pad_multiple(args) -> int | None:
 LABEL_KEYS = ("label", "labels", "label_ids")
 
 
-def padding_collator(tokenizer, pad_to_multiple_of: int | None = None) -> Callable[[list[dict]], dict]:
-    """Pad each batch to its longest row (not to max_length), on the tokenizer's padding side, into int64 tensors; labels
-    become `labels` (int64 class ids, or float32 for multi-label and regression), as DataCollatorWithPadding gives.
-    Written with numpy: tokenizer.pad costs ~6 ms of Python a batch of 32 long rows, as much as a whole GPU step of a
-    small encoder. The `length` column is for the sampler, not the model."""
+def pad_batch(tokenizer, columns: dict[str, list], pad_to_multiple_of: int | None = None) -> dict:
+    """One batch from columns ({key: one value per row}): token columns padded to the longest row (rounded up to
+    `pad_to_multiple_of`), on the tokenizer's padding side, into int64 tensors; labels become `labels` (int64 class ids,
+    or float32 for multi-label and regression), as DataCollatorWithPadding gives. Written with numpy: tokenizer.pad costs
+    ~6 ms of Python a batch of 32 long rows, as much as a whole GPU step of a small encoder. `length` (the sampler's
+    column) is left out."""
     import numpy as np
     import torch
 
-    pad_values = {
-        "input_ids": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
-        "token_type_ids": getattr(tokenizer, "pad_token_type_id", 0),
-        "special_tokens_mask": 1,
-    }
-    left = getattr(tokenizer, "padding_side", "right") == "left"
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_values = {"input_ids": pad_id, "token_type_ids": tokenizer.pad_token_type_id, "special_tokens_mask": 1}
+    left = tokenizer.padding_side == "left"
+    longest = max(map(len, columns["input_ids"]))
+    if pad_to_multiple_of:
+        longest = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
+    batch = {}
+    for key, values in columns.items():
+        if key == "length":
+            continue
+        if key in LABEL_KEYS:
+            batch["labels"] = torch.tensor(values)
+        elif isinstance(values[0], (list, tuple, np.ndarray)):
+            padded = np.full((len(values), longest), pad_values.get(key, 0), dtype=np.int64)
+            for i, row in enumerate(values):
+                if left:
+                    padded[i, longest - len(row) :] = row
+                else:
+                    padded[i, : len(row)] = row
+            batch[key] = torch.from_numpy(padded)
+        else:
+            batch[key] = torch.tensor(values)
+    return batch
+
+
+def padding_collator(tokenizer, pad_to_multiple_of: int | None = None) -> Callable[[list[dict]], dict]:
+    """The training collator: rows (dicts) -> pad_batch."""
 
     def collate(features: list[dict]) -> dict:
-        longest = max(len(f["input_ids"]) for f in features)
-        if pad_to_multiple_of:
-            longest = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
-        batch = {}
-        for key, first in features[0].items():
-            if key == "length":
-                continue
-            if key in LABEL_KEYS:
-                batch["labels"] = torch.tensor([f[key] for f in features])
-            elif isinstance(first, (list, tuple, np.ndarray)):
-                padded = np.full((len(features), longest), pad_values.get(key, 0), dtype=np.int64)
-                for i, f in enumerate(features):
-                    row = f[key]
-                    if left:
-                        padded[i, longest - len(row) :] = row
-                    else:
-                        padded[i, : len(row)] = row
-                batch[key] = torch.from_numpy(padded)
-            else:
-                batch[key] = torch.tensor([f[key] for f in features])
-        return batch
+        return pad_batch(tokenizer, {key: [f[key] for f in features] for key in features[0]}, pad_to_multiple_of)
 
     return collate
